@@ -1,0 +1,1 @@
+"""KFP components of the training pipeline: one per file, thin wrappers over ``ctloop``."""

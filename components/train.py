@@ -1,0 +1,22 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components.image import PLATFORM_IMAGE
+
+
+@dsl.component(base_image=PLATFORM_IMAGE, install_kfp_package=False)
+def train(training_set: Input[Dataset], end: str, params_json: str, model: Output[Model], metrics: Output[Metrics]) -> None:
+    """Fit the delay classifier on the point-in-time training set and export it to ONNX."""
+    from datetime import date
+    from pathlib import Path
+
+    from ctloop import train as core
+    from ctloop.config import TrainParams
+
+    bundle, fit_metrics = core.train(
+        core.TrainingSet.load(Path(training_set.path)), date.fromisoformat(end), TrainParams.from_json(params_json)
+    )
+    bundle.save(Path(model.path))
+    model.metadata.update({"framework": "scikit-learn+onnx", "features": len(bundle.feature_names)})
+    for name, value in fit_metrics.items():
+        metrics.log_metric(name, value)

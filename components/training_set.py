@@ -1,0 +1,28 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from components.image import PLATFORM_IMAGE
+
+
+@dsl.component(base_image=PLATFORM_IMAGE, install_kfp_package=False)
+def training_set(
+    snapshot: Input[Dataset],
+    snapshot_sha256: str,
+    start: str,
+    end: str,
+    settings_json: str,
+    dataset: Output[Dataset],
+    stats: Output[Metrics],
+) -> None:
+    """Point-in-time training set for the window from Feast's offline store."""
+    from pathlib import Path
+
+    from ctloop import pipeline_steps
+    from ctloop.config import Settings
+
+    settings = Settings.from_json(settings_json)
+    ts = pipeline_steps.training_set(settings, Path(snapshot.path), start, end)
+    ts.save(Path(dataset.path))
+    dataset.metadata.update({"rows": len(ts.frame), "feature_service": settings.features.feature_service})
+    stats.log_metric("rows", len(ts.frame))
+    stats.log_metric("features", len(ts.feature_names))

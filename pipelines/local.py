@@ -1,0 +1,161 @@
+"""Run the training pipeline on this machine through ``kfp.local``.
+
+Each task runs as a subprocess of the platform venv (``SubprocessRunner(use_venv=False)``), as
+it would run in its own pod on a cluster. Task output goes to a log file in the run's folder;
+a callback sees each task start and finish (for a progress display).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctloop.config import Settings
+
+TASKS = ("ingest", "validate", "materialize", "training-set", "train", "evaluate", "gate", "register")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EVENT = re.compile(r"(Executing task '(?P<start>[\w-]+)')|(Task '(?P<done>[\w-]+)' finished with status (?P<status>\w+))")
+_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(?P<kind>\w*(?:Error|Exception)): (?P<msg>.*)$")
+
+Callback = Callable[[str, str], None]
+"""Called with (task, event) where event is ``started``, ``SUCCESS`` or ``FAILURE``."""
+
+
+class PipelineFailed(RuntimeError):
+    """A task failed; the message is the task's own error, readable."""
+
+    def __init__(self, task: str, detail: str, log_path: Path) -> None:
+        self.task, self.detail, self.log_path = task, detail, log_path
+        super().__init__(f"step {task!r} failed: {detail}")
+
+
+@dataclass
+class LocalRun:
+    """A finished local run: where its artifacts are and what they say."""
+
+    job_dir: Path
+    log_path: Path
+    seconds: float
+    tasks: list[str] = field(default_factory=list)
+
+    def _read(self, task: str, name: str) -> str | None:
+        path = self.job_dir / task / name
+        return path.read_text() if path.is_file() else None
+
+    @property
+    def job_name(self) -> str:
+        """KFP's name for the run (also the ``pipeline_run`` lineage tag)."""
+        return self.job_dir.name
+
+    def output(self, task: str) -> str | None:
+        """A task's returned value (``Output``), if it ran."""
+        return self._read(task, "Output")
+
+    def evaluation(self) -> dict[str, Any] | None:
+        """The evaluation document."""
+        text = self._read("evaluate", "evaluation")
+        return json.loads(text) if text else None
+
+    def executor_output(self, task: str) -> dict[str, Any]:
+        """A task's executor output (artifact metadata, metrics)."""
+        text = self._read(task, "executor_output.json")
+        return json.loads(text) if text else {}
+
+    def artifact_metadata(self, task: str, name: str) -> dict[str, Any]:
+        """Metadata a task recorded on an output artifact."""
+        artifacts = self.executor_output(task).get("artifacts", {}).get(name, {}).get("artifacts", [])
+        return dict(artifacts[0].get("metadata", {})) if artifacts else {}
+
+
+class _TaskLog(io.TextIOBase):
+    """A stdout stand-in: appends to the log file and reports task events."""
+
+    def __init__(self, file: io.TextIOBase, callback: Callback | None, seen: list[str]) -> None:
+        self.file, self.callback, self.seen, self.buffer_ = file, callback, seen, ""
+
+    def write(self, text: str) -> int:
+        self.file.write(text)
+        self.buffer_ += text
+        while "\n" in self.buffer_:
+            line, self.buffer_ = self.buffer_.split("\n", 1)
+            match = _EVENT.search(_ANSI.sub("", line))
+            if match and match["start"]:
+                self.seen.append(match["start"])
+                if self.callback:
+                    self.callback(match["start"], "started")
+            elif match and match["done"] and self.callback:
+                self.callback(match["done"], match["status"])
+        return len(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _error_detail(log_text: str) -> str:
+    """The last exception message in a task log, with its continuation lines."""
+    lines = _ANSI.sub("", log_text).splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        match = _ERROR.match(lines[i])
+        if match and "finished with status" not in lines[i]:
+            block = [f"{match['kind']}: {match['msg']}"]
+            for extra in lines[i + 1 : i + 12]:
+                if not extra.strip() or " - INFO - " in extra or " - ERROR - " in extra:
+                    break
+                block.append(extra.strip())
+            return "\n".join(block)
+    return "see the log"
+
+
+@contextlib.contextmanager
+def _capture(log_path: Path, callback: Callback | None, seen: list[str]) -> Iterator[None]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as file, contextlib.redirect_stdout(_TaskLog(file, callback, seen)):  # type: ignore[type-var]
+        yield
+
+
+def run(
+    settings: Settings,
+    start: str,
+    end: str,
+    *,
+    promote: bool = True,
+    git_sha: str = "unknown",
+    callback: Callback | None = None,
+) -> LocalRun:
+    """Run ``flight-delay-training`` for a window; raise :class:`PipelineFailed` on a failed step.
+
+    Needs the online store (Redis) reachable, as a cluster would provide it.
+    """
+    from kfp import local
+
+    from pipelines.training import build
+
+    root = settings.data_dir / "kfp"
+    root.mkdir(parents=True, exist_ok=True)
+    before = {p.name for p in root.iterdir()}
+    log_path = settings.data_dir / "logs" / f"train-{start}-{end}-{int(time.time())}.log"
+    seen: list[str] = []
+    began = time.perf_counter()
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    pipeline = build(settings, git_sha=git_sha, pipeline_version=f"local-{git_sha[:12]}")
+    failure: RuntimeError | None = None
+    with _capture(log_path, callback, seen):
+        try:
+            pipeline(start=start, end=end, promote=promote)
+        except RuntimeError as exc:
+            failure = exc
+    created = sorted((p for p in root.iterdir() if p.name not in before), key=lambda p: p.stat().st_mtime)
+    if not created:
+        raise PipelineFailed("pipeline", str(failure or "no run folder was created"), log_path)
+    outcome = LocalRun(created[-1], log_path, time.perf_counter() - began, seen)
+    if failure is not None:
+        task = seen[-1] if seen else "pipeline"
+        raise PipelineFailed(task, _error_detail(log_path.read_text()), log_path)
+    return outcome

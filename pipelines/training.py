@@ -1,0 +1,80 @@
+"""``flight-delay-training``: ingest → validate → materialize → training set → train → evaluate
+→ gate → (blessed) register. Wiring only."""
+
+from kfp import dsl
+from kfp.dsl.graph_component import GraphComponent
+
+from ctloop.config import Settings
+
+from components.evaluate import evaluate
+from components.gate import gate
+from components.ingest import ingest
+from components.materialize import materialize
+from components.register import register
+from components.train import train
+from components.training_set import training_set
+from components.validate import validate
+
+PIPELINE_NAME = "flight-delay-training"
+
+
+def build(settings: Settings, git_sha: str = "unknown", pipeline_version: str = "local") -> GraphComponent:
+    """The pipeline with this environment's settings as parameter defaults."""
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="Train, gate and register the flight-delay model on a window.")
+    def flight_delay_training(
+        settings_json: str = settings.to_json(),
+        start: str = "2013-01-01",
+        end: str = "2013-03-31",
+        history_days: int = settings.features.history_days,
+        source_dir: str = settings.source_path,
+        params_json: str = settings.train.to_json(),
+        gate_json: str = settings.gate.to_json(),
+        git_sha: str = git_sha,
+        pipeline_version: str = pipeline_version,
+        promote: bool = True,
+    ) -> None:
+        """The level-2 training pipeline for one window of flights."""
+        ingested = ingest(start=start, end=end, history_days=history_days, source_dir=source_dir).set_display_name("ingest")
+        ingested.set_caching_options(False)  # reads external data: never serve a stale snapshot
+        sha = ingested.outputs["Output"]
+        snapshot = ingested.outputs["snapshot"]
+
+        checked = validate(snapshot=snapshot, snapshot_sha256=sha, start=start, end=end).set_display_name("validate")
+
+        loaded = materialize(snapshot=snapshot, snapshot_sha256=sha, start=start, end=end, settings_json=settings_json)
+        loaded.set_display_name("materialize features").after(checked)
+        loaded.set_caching_options(False)  # writes the online store
+
+        built = training_set(snapshot=snapshot, snapshot_sha256=sha, start=start, end=end, settings_json=settings_json)
+        built.set_display_name("point-in-time training set").after(loaded)
+
+        fitted = train(training_set=built.outputs["dataset"], end=end, params_json=params_json).set_display_name("train")
+
+        scored = evaluate(
+            training_set=built.outputs["dataset"],
+            model=fitted.outputs["model"],
+            end=end,
+            params_json=params_json,
+            settings_json=settings_json,
+        ).set_display_name("evaluate vs champion")
+        scored.set_caching_options(False)  # compares with whatever the champion is now
+
+        decided = gate(evaluation=scored.outputs["evaluation"], gate_json=gate_json).set_display_name("gate")
+
+        with dsl.If(decided.outputs["Output"] == "blessed", name="blessed"):
+            registered = register(
+                model=fitted.outputs["model"],
+                evaluation=scored.outputs["evaluation"],
+                settings_json=settings_json,
+                snapshot_sha256=sha,
+                start=start,
+                end=end,
+                git_sha=git_sha,
+                pipeline_version=pipeline_version,
+                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                promote=promote,
+            ).set_display_name("register in MLflow")
+            registered.set_caching_options(False)  # writes the registry
+
+    return flight_delay_training

@@ -1,0 +1,1 @@
+"""ctloop: level-2 continuous training for flight-delay prediction."""

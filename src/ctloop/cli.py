@@ -1,0 +1,317 @@
+"""``ctloop``: the command line. Errors a user can act on end as one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ctloop.config import ConfigError, Settings
+
+app = typer.Typer(help="Level-2 continuous training for flight-delay prediction.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+pipeline_app = typer.Typer(help="Compile the training pipeline (and, on a cluster, upload and run it).",
+                           no_args_is_help=True)
+features_app = typer.Typer(help="Feast: apply definitions, materialize the online store.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(features_app, name="features")
+
+console = Console()
+err = Console(stderr=True)
+log = logging.getLogger("ctloop")
+
+DEFAULT_CONFIG = "config/local.toml"
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Settings file.", envvar="CTLOOP_CONFIG", show_default=True)
+]
+StartOption = Annotated[str, typer.Option(help="First scheduled-departure date (local, inclusive).")]
+EndOption = Annotated[str, typer.Option(help="Last scheduled-departure date (local, inclusive).")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(Exception):
+    """A mistake or an environment problem the user can fix; printed as one line."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from ctloop.data import DataSourceError
+    from ctloop.schema import DataValidationError
+    from ctloop.services import ServiceError
+    from ctloop.train import TrainingError
+
+    return (UserError, ConfigError, DataSourceError, DataValidationError, ServiceError, TrainingError, ValueError)
+
+
+def friendly(func: F) -> F:
+    """Turn expected errors into ``error: ...`` on stderr and exit code 1 (no traceback)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pipelines.local import PipelineFailed
+
+        try:
+            return func(*args, **kwargs)
+        except PipelineFailed as exc:
+            err.print(f"[red]error:[/] step {exc.task!r} failed: {exc.detail}", highlight=False)
+            err.print(f"full log: {exc.log_path}", highlight=False)
+            raise typer.Exit(1) from None
+        except _user_errors() as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except _registry_errors() as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _registry_errors() -> tuple[type[BaseException], ...]:
+    from ctloop.registry import RegistryError
+
+    return (RegistryError,)
+
+
+def load_settings(config: Path) -> Settings:
+    """Settings from a file; the project root is the folder above ``config/``."""
+    return Settings.load(config)
+
+
+def git_sha(root: str) -> str:
+    """The checkout's commit, ``unknown`` outside git."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)  # noqa: S607
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+@contextmanager
+def online_store(settings: Settings) -> Iterator[None]:
+    """Redis on loopback for the duration of a command (reused if one already answers)."""
+    from ctloop.services import redis_running
+
+    with redis_running(settings.services.redis_port, settings.data_dir / "redis"):
+        yield
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console, transient=False,
+    )
+
+
+def run_training(settings: Settings, start: str, end: str, promote: bool) -> Any:
+    """Run the pipeline locally with a progress display; return the finished run."""
+    from ctloop.data import Window
+    from pipelines import local
+
+    Window.parse(start, end)  # a readable error before anything starts
+    with online_store(settings), _progress() as progress:
+        bar = progress.add_task("flight-delay-training", total=len(local.TASKS))
+
+        def on_event(task: str, event: str) -> None:
+            if event == "started":
+                progress.update(bar, description=f"flight-delay-training: {task}")
+            else:
+                progress.advance(bar)
+
+        run = local.run(settings, start, end, promote=promote, git_sha=git_sha(settings.root), callback=on_event)
+        progress.update(bar, description="flight-delay-training: done", completed=len(local.TASKS))
+    return run
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return "—" if value != value else f"{value:.4f}"
+    return str(value)
+
+
+def summary_table(settings: Settings, run: Any) -> Table:
+    """What a training run did, in one table."""
+    from ctloop.registry import Registry
+
+    ingest = run.artifact_metadata("ingest", "snapshot")
+    doc = run.evaluation() or {}
+    verdict = run.output("gate") or "—"
+    version = run.output("register")
+    table = Table(title=f"flight-delay-training ({run.job_name})", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("window", str(ingest.get("window", "—")))
+    table.add_row("data snapshot sha256", str(ingest.get("sha256", "—")))
+    table.add_row("flights (window)", _fmt(int(ingest["rows"]) if "rows" in ingest else None))
+    table.add_row("cancelled (excluded)", _fmt(int(ingest["cancelled"]) if "cancelled" in ingest else None))
+    table.add_row("evaluation window", str(doc.get("evaluation_window", "—")))
+    for who in ("candidate", "baseline", "champion"):
+        block = doc.get(who)
+        if block:
+            o = block["overall"]
+            label = f"{who} (v{doc.get('champion_version')})" if who == "champion" else who
+            table.add_row(f"{label} AUC / log-loss / Brier", f"{_fmt(o['auc'])} / {_fmt(o['log_loss'])} / {_fmt(o['brier'])}")
+    table.add_row("ONNX vs scikit-learn max |Δp|", f"{doc.get('onnx_max_abs_diff', float('nan')):.1e}")
+    table.add_row("gate", verdict)
+    if version:
+        mv = Registry(settings).get(version)
+        table.add_row("model version", f"{settings.registry.model_name} v{version}")
+        table.add_row("aliases", ", ".join(mv.aliases) or "—")
+    else:
+        table.add_row("model version", "not registered (gate rejected the candidate)")
+    table.add_row("pipeline time", f"{run.seconds:.1f} s")
+    table.add_row("MLflow UI", f"ctloop ui → http://127.0.0.1:{settings.services.mlflow_ui_port}")
+    return table
+
+
+@app.callback()
+def main_callback(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False) -> None:
+    """ctloop: Kubeflow Pipelines + Feast + MLflow + Seldon, closed into a continuous-training loop."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+@friendly
+def train(
+    start: StartOption = "2013-01-01",
+    end: EndOption = "2013-03-31",
+    promote: Annotated[bool, typer.Option(help="Move `champion` to the new version when blessed.")] = True,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Run the KFP training pipeline locally (kfp.local) on a window and print a summary."""
+    settings = load_settings(config)
+    run = run_training(settings, start, end, promote)
+    console.print(summary_table(settings, run))
+
+
+@app.command()
+@friendly
+def run(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """The main job: train the first champion on 2013 Jan–Mar and print the summary."""
+    settings = load_settings(config)
+    finished = run_training(settings, "2013-01-01", "2013-03-31", promote=True)
+    console.print(summary_table(settings, finished))
+
+
+@app.command()
+@friendly
+def models(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """Registered versions with aliases and lineage tags."""
+    from ctloop.registry import Registry
+
+    settings = load_settings(config)
+    registry = Registry(settings)
+    versions = registry.versions()
+    if not versions:
+        console.print(f"no versions of {settings.registry.model_name} yet: run `ctloop train`")
+        return
+    table = Table(title=f"{settings.registry.model_name} ({settings.tracking_uri})")
+    for column in ("version", "aliases", "created", "window", "data sha256", "git sha", "feature service", "pipeline run"):
+        table.add_column(column)
+    for v in versions:
+        created = datetime.fromtimestamp(v.created_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            v.version, ", ".join(v.aliases) or "—", created, v.tags.get("window", "—"),
+            v.tags.get("data_sha256", "—")[:12], v.tags.get("git_sha", "—")[:12],
+            v.tags.get("feature_service", "—"), v.tags.get("pipeline_run", "—"),
+        )
+    console.print(table)
+
+
+@app.command()
+@friendly
+def promote(version: str, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """Point the `champion` alias at VERSION (the previous champion stays a version)."""
+    from ctloop.registry import Registry
+
+    settings = load_settings(config)
+    previous = Registry(settings).promote(version)
+    console.print(f"champion: v{version} (was {'v' + previous.version if previous else 'none'})")
+
+
+@app.command()
+@friendly
+def ui(
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Start the MLflow UI on 127.0.0.1 over the local tracking store."""
+    settings = load_settings(config)
+    chosen = port or settings.services.mlflow_ui_port
+    settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    mlflow = Path(sys.executable).parent / "mlflow"
+    args = [str(mlflow), "ui", "--host", "127.0.0.1", "--port", str(chosen), "--backend-store-uri",
+            settings.tracking_uri, "--default-artifact-root", settings.artifact_root.as_uri()]
+    console.print(f"MLflow UI on http://127.0.0.1:{chosen} (Ctrl-C stops it)")
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    os.execv(args[0], args)  # noqa: S606
+
+
+@pipeline_app.command("compile")
+@friendly
+def pipeline_compile(
+    output: Annotated[Path, typer.Option(help="Where to write the KFP IR YAML.")],
+    image_tag: Annotated[str, typer.Option(help="Platform image tag (default: settings, else git SHA).")] = "",
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Compile flight-delay-training to KFP IR YAML naming the platform image by tag."""
+    settings = load_settings(config)
+    sha = git_sha(settings.root)
+    tag = image_tag or settings.pipeline.image_tag or sha
+    image = f"{settings.pipeline.platform_image}:{tag}"
+    os.environ["CTLOOP_PLATFORM_IMAGE"] = image  # read once by components/image.py at import
+    if "components.image" in sys.modules:
+        raise UserError("components were imported before the image was set; run compile in a fresh process")
+    from kfp import compiler
+
+    from pipelines.training import build
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(build(settings, git_sha=sha, pipeline_version=sha), str(output))
+    console.print(f"wrote {output} (image {image})")
+
+
+@features_app.command("apply")
+@friendly
+def features_apply(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """Register the Feast definitions of feature_repo/ in this environment's registry."""
+    from ctloop import featurestore as fs
+
+    settings = load_settings(config)
+    names = fs.apply(fs.open_store(settings), fs.definitions(settings))
+    console.print(f"applied {len(names)} objects: {', '.join(names)}")
+
+
+@features_app.command("materialize")
+@friendly
+def features_materialize(
+    start: StartOption = "2013-01-01", end: EndOption = "2013-03-31", config: ConfigOption = Path(DEFAULT_CONFIG)
+) -> None:
+    """Ingest a window, compute its feature tables and load the online store up to END."""
+    from ctloop import data, pipeline_steps
+
+    settings = load_settings(config)
+    window = data.Window.parse(start, end)
+    folder = settings.data_dir / "snapshots" / f"{window.start}_{window.end}"
+    result = data.ingest(window, settings.features.history_days, folder)
+    with online_store(settings):
+        counts = pipeline_steps.materialize(settings, folder, start, end)
+    console.print(f"snapshot {result.sha256[:12]}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

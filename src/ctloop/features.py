@@ -1,0 +1,166 @@
+"""Feature tables computed from a snapshot, and the request-time features.
+
+Everything here is point-in-time by construction:
+
+- weather rows carry the hour they were observed;
+- carrier and route delay rates for day ``D`` (event time ``D 00:00 UTC``) count only flights
+  whose outcome was known before that instant (``outcome_known_at`` < ``D``), so a prediction
+  at a scheduled departure never sees an outcome that had not happened yet;
+- request features depend on the request alone and have one definition, used by the Feast
+  on-demand view (training and serving alike).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+WEATHER_FEATURES = ("temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib")
+CARRIER_WINDOWS_D = {"7d": 7, "28d": 28}
+ROUTE_WINDOWS_D = {"28d": 28}
+PLANE_FEATURES = ("plane_year", "plane_seats", "plane_engines")
+REQUEST_FEATURES = ("sched_hour", "sched_weekday", "sched_month", "distance_mi")
+PLANES_EVENT_TIME = pd.Timestamp("2000-01-01", tz="UTC")
+"""Plane attributes are static: one row per plane, valid from long before the data."""
+
+ENTITY_COLUMNS = ("origin", "carrier", "route", "tailnum")
+REQUEST_COLUMNS = ("sched_dep_local", "distance")
+UNKNOWN_TAILNUM = "UNKNOWN"
+
+
+def weather_table(weather: pd.DataFrame) -> pd.DataFrame:
+    """Hourly weather per origin, keyed by the observation hour."""
+    cols = ["origin", "event_timestamp", *WEATHER_FEATURES]
+    return weather.loc[:, cols].sort_values(["origin", "event_timestamp"]).reset_index(drop=True)
+
+
+def plane_table(planes: pd.DataFrame) -> pd.DataFrame:
+    """Static plane attributes."""
+    out = planes.loc[:, ["tailnum", *PLANE_FEATURES]].copy()
+    out["event_timestamp"] = PLANES_EVENT_TIME.as_unit("us")
+    return out
+
+
+def trailing_rates(
+    flights: pd.DataFrame,
+    key: str,
+    windows_d: dict[str, int],
+    prefix: str,
+    first_day: pd.Timestamp,
+    last_day: pd.Timestamp,
+) -> pd.DataFrame:
+    """Delay rate and flight count per ``key`` over trailing windows, one row per UTC day.
+
+    The row for day ``D`` counts flights whose outcome was known in ``[D - w, D)``.
+    """
+    known_day = flights["outcome_known_at"].dt.floor("D")
+    grouped = flights.assign(known_day=known_day).groupby(["known_day", key], observed=True)["delayed"]
+    n = grouped.size().unstack(key, fill_value=0)
+    k = grouped.sum().unstack(key, fill_value=0)
+    longest = max(windows_d.values())
+    days = pd.date_range(first_day - pd.Timedelta(days=longest), last_day, freq="D", tz="UTC")
+    n = n.reindex(days, fill_value=0).astype("float64")
+    k = k.reindex(days, fill_value=0).astype("float64")
+    frames: dict[str, pd.DataFrame] = {}
+    for name, width in windows_d.items():
+        # rows [D - w, D - 1] inclusive: a rolling sum ending at D - 1 (the shift) of width w
+        n_w = n.rolling(width, min_periods=1).sum().shift(1, fill_value=0.0)
+        k_w = k.rolling(width, min_periods=1).sum().shift(1, fill_value=0.0)
+        frames[f"{prefix}_flights_{name}"] = n_w
+        frames[f"{prefix}_delay_rate_{name}"] = k_w / n_w.where(n_w > 0)
+    wanted = days[days >= first_day]
+    long = pd.concat({name: frame.loc[wanted].stack(future_stack=True) for name, frame in frames.items()}, axis=1)
+    long.index = long.index.set_names(["event_timestamp", key])
+    out = long.reset_index()
+    out[key] = out[key].astype("string")
+    out["event_timestamp"] = out["event_timestamp"].astype("datetime64[us, UTC]")
+    return out
+
+
+def rate_span(flights: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last UTC day that rate rows are needed for (the day after the last flight too)."""
+    first = pd.Timestamp(flights["sched_dep_utc"].min()).floor("D")
+    last = pd.Timestamp(flights["sched_dep_utc"].max()).floor("D") + pd.Timedelta(days=1)
+    return first, last
+
+
+def carrier_rates(flights: pd.DataFrame) -> pd.DataFrame:
+    """Trailing delay rates per carrier."""
+    first, last = rate_span(flights)
+    return trailing_rates(flights, "carrier", CARRIER_WINDOWS_D, "carrier", first, last)
+
+
+def route_rates(flights: pd.DataFrame) -> pd.DataFrame:
+    """Trailing delay rates per route (``ORIGIN-DEST``)."""
+    first, last = rate_span(flights)
+    return trailing_rates(flights, "route", ROUTE_WINDOWS_D, "route", first, last)
+
+
+def feature_tables(
+    flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """All offline feature tables of a snapshot, by Feast source name."""
+    return {
+        "origin_weather": weather_table(weather),
+        "carrier_delay": carrier_rates(flights),
+        "route_delay": route_rates(flights),
+        "plane": plane_table(planes),
+    }
+
+
+def route_key(origin: str, dest: str) -> str:
+    """The route entity's join key."""
+    return f"{origin}-{dest}"
+
+
+def entity_frame(flights: pd.DataFrame) -> pd.DataFrame:
+    """Entity rows for ``get_historical_features``: join keys, prediction time, request inputs."""
+    return pd.DataFrame(
+        {
+            "flight_id": flights["flight_id"],
+            "origin": flights["origin"],
+            "carrier": flights["carrier"],
+            "route": flights["route"],
+            "tailnum": flights["tailnum"].fillna(UNKNOWN_TAILNUM),
+            "event_timestamp": flights["sched_dep_utc"],
+            "sched_dep_local": flights["sched_dep_local"],
+            "distance": flights["distance"].astype("float64"),
+        }
+    )
+
+
+def request_features(sched_dep_local: Sequence[str], distance: Sequence[float]) -> dict[str, list[float]]:
+    """Request-time features from the scheduled local departure and the distance.
+
+    The single definition used by the Feast on-demand view, hence by training and serving.
+    An unparseable time gives NaN features (callers validate requests before this point).
+    """
+    hours: list[float] = []
+    weekdays: list[float] = []
+    months: list[float] = []
+    nan = float("nan")
+    for text in sched_dep_local:
+        try:
+            when = datetime.fromisoformat(text)
+        except (TypeError, ValueError):
+            hours.append(nan)
+            weekdays.append(nan)
+            months.append(nan)
+            continue
+        hours.append(when.hour + when.minute / 60.0)
+        weekdays.append(float(when.weekday()))
+        months.append(float(when.month))
+    return {
+        "sched_hour": hours,
+        "sched_weekday": weekdays,
+        "sched_month": months,
+        "distance_mi": [float(d) for d in distance],
+    }
+
+
+def as_float_matrix(frame: pd.DataFrame, feature_names: Sequence[str]) -> np.ndarray:
+    """The model input: the named columns, in order, as float32 with NaN for missing."""
+    return frame.loc[:, list(feature_names)].astype("float64").to_numpy(dtype=np.float32, na_value=np.nan)

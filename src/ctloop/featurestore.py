@@ -1,0 +1,189 @@
+"""Feast adapter: the only module that imports ``feast``.
+
+Feast is driven through its Python API (the CLI costs seconds per call). The store's
+configuration is the environment's ``feature_store.yaml`` with the local values (repo path,
+Redis port) filled in from :class:`ctloop.config.Settings`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+import yaml
+from feast import FeatureService, FeatureStore, RepoConfig
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from ctloop.config import Settings
+
+log = logging.getLogger(__name__)
+
+DEFINITIONS_MODULE = "ctloop_feature_repo"
+
+
+class FeatureStoreError(RuntimeError):
+    """The feature store cannot answer (unreachable online store, unknown service, ...)."""
+
+
+def feast_dir(settings: Settings) -> Path:
+    """The store's repo path: registry and offline tables live under it locally."""
+    return settings.data_dir / "feast"
+
+
+def offline_uri(settings: Settings) -> str:
+    """Where the offline feature tables live; the sources' file names resolve against it."""
+    return settings.features.offline_uri or str(feast_dir(settings) / "data")
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Parse a ``feature_store.yaml``."""
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise FeatureStoreError(f"{path} is not a mapping")
+    return data
+
+
+def repo_config(settings: Settings, yaml_path: Path | None = None) -> RepoConfig:
+    """The environment's config with local values applied (Redis port, repo path)."""
+    data = load_yaml(yaml_path or settings.feature_store_yaml)
+    online = dict(data.get("online_store") or {})
+    if yaml_path is None and online.get("type") == "redis":
+        online["connection_string"] = f"127.0.0.1:{settings.services.redis_port}"
+        data["online_store"] = online
+    repo = feast_dir(settings)
+    repo.mkdir(parents=True, exist_ok=True)
+    return RepoConfig(repo_path=repo, **data)
+
+
+def open_store(settings: Settings, config: RepoConfig | None = None) -> FeatureStore:
+    """A ``FeatureStore`` for this environment."""
+    return FeatureStore(config=config or repo_config(settings))
+
+
+def write_rendered_yaml(settings: Settings) -> Path:
+    """Write the local config to the repo path (for ``feast serve``); return its folder."""
+    config = repo_config(settings)
+    data = load_yaml(settings.feature_store_yaml)
+    data["online_store"] = {**data["online_store"], **config.online_store.model_dump(exclude_unset=True)}
+    target = feast_dir(settings) / "feature_store.yaml"
+    target.write_text(yaml.safe_dump(data, sort_keys=False))
+    return target.parent
+
+
+def load_definitions(settings: Settings) -> ModuleType:
+    """Import ``feature_repo/definitions.py`` (once per process)."""
+    if DEFINITIONS_MODULE in sys.modules:
+        return sys.modules[DEFINITIONS_MODULE]
+    path = settings.feature_repo / "definitions.py"
+    spec = importlib.util.spec_from_file_location(DEFINITIONS_MODULE, path)
+    if spec is None or spec.loader is None:
+        raise FeatureStoreError(f"cannot load Feast definitions from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[DEFINITIONS_MODULE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def definitions(settings: Settings) -> list[Any]:
+    """Every Feast object declared in the definitions module."""
+    from feast import Entity, FeatureView, FileSource, OnDemandFeatureView
+
+    module = load_definitions(settings)
+    kinds = (Entity, FeatureView, OnDemandFeatureView, FeatureService)
+    objects = [obj for obj in vars(module).values() if isinstance(obj, kinds)]
+    base = offline_uri(settings).rstrip("/")
+    for obj in objects:
+        if isinstance(obj, FeatureView) and isinstance(obj.batch_source, FileSource):
+            uri = obj.batch_source.file_options.uri
+            if "/" not in uri:  # a bare file name from the definitions: place it in this env
+                obj.batch_source.file_options.uri = f"{base}/{uri}"
+    return objects
+
+
+def apply(store: FeatureStore, objects: Iterable[Any]) -> list[str]:
+    """Register the definitions; return their names."""
+    objs = list(objects)
+    store.apply(objs)
+    return sorted(str(o.name) for o in objs)
+
+
+def write_offline_tables(settings: Settings, tables: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Write the offline feature tables the sources read; return rows per table."""
+    folder = Path(offline_uri(settings))
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        tmp = folder / f".{name}.parquet.tmp"
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(folder / f"{name}.parquet")
+    return {name: len(frame) for name, frame in tables.items()}
+
+
+STATIC_SINCE = datetime(2000, 1, 1, tzinfo=UTC)
+"""Views with no TTL hold static rows (plane attributes) stamped long before the data."""
+
+
+def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
+    """Load feature rows with event time in ``[start, end]`` into the online store.
+
+    Online reads return the last value written per key, so the online store holds exactly
+    what was materialized up to ``end``. Static views (no TTL) are loaded from their stamp.
+    """
+    views = store.list_feature_views()
+    static = [v.name for v in views if not v.ttl]
+    dynamic = [v.name for v in views if v.ttl]
+    try:
+        if dynamic:
+            store.materialize(start_date=start, end_date=end, feature_views=dynamic)
+        if static:
+            store.materialize(start_date=min(start, STATIC_SINCE), end_date=end, feature_views=static)
+    except (ConnectionError, RedisConnectionError) as exc:
+        raise FeatureStoreError(f"online store unreachable during materialize: {exc}") from exc
+
+
+def feature_service(store: FeatureStore, name: str) -> FeatureService:
+    """Look up a feature service by name with a clear error."""
+    try:
+        return store.get_feature_service(name)
+    except Exception as exc:  # feast raises its own FeatureServiceNotFoundException
+        raise FeatureStoreError(f"feature service {name!r} not found in the registry: {exc}") from exc
+
+
+def feature_names(store: FeatureStore, service_name: str) -> list[str]:
+    """The service's feature names in projection order (the model's column order)."""
+    service = feature_service(store, service_name)
+    return [f.name for projection in service.feature_view_projections for f in projection.features]
+
+
+def historical_features(store: FeatureStore, service_name: str, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time features for ``entity_df``, in ``entity_df``'s row order.
+
+    Feast returns rows in its own order: the result is joined back on ``flight_id``.
+    """
+    if entity_df["flight_id"].duplicated().any():
+        raise FeatureStoreError("entity rows must have unique flight_id")
+    service = feature_service(store, service_name)
+    job = store.get_historical_features(entity_df=entity_df, features=service)
+    result = job.to_df()
+    names = feature_names(store, service_name)
+    joined = entity_df.loc[:, ["flight_id"]].merge(
+        result.loc[:, ["flight_id", *names]], on="flight_id", how="left", validate="one_to_one"
+    )
+    if len(joined) != len(entity_df):
+        raise FeatureStoreError(f"historical retrieval returned {len(joined)} rows for {len(entity_df)}")
+    return joined
+
+
+def online_features(
+    store: FeatureStore, service_name: str, entity_rows: Sequence[dict[str, Any]]
+) -> pd.DataFrame:
+    """Online features for request rows (join keys plus request inputs)."""
+    service = feature_service(store, service_name)
+    response = store.get_online_features(features=service, entity_rows=list(entity_rows))
+    return response.to_df()

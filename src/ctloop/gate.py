@@ -1,0 +1,106 @@
+"""The promotion gate: a candidate is blessed only if every check passes.
+
+Checks: no NaN metric; absolute floors; not worse than the champion beyond a tolerance on the
+same evaluation window; no slice collapsed (absolutely or against the champion's slice);
+ONNX export faithful to the scikit-learn model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ctloop.config import GateSettings
+from ctloop.evaluate import EvalResult
+
+ONNX_TOLERANCE = 1e-5
+BLESSED = "blessed"
+REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict and every reason behind it (passed checks included)."""
+
+    blessed: bool
+    reasons: list[str] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """``blessed`` or ``rejected``."""
+        return BLESSED if self.blessed else REJECTED
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"verdict": self.verdict, **asdict(self)}
+
+
+def _nan(value: float) -> bool:
+    return value is None or math.isnan(value)
+
+
+def decide(
+    candidate: EvalResult,
+    champion: EvalResult | None,
+    gate: GateSettings,
+    onnx_max_abs_diff: float = 0.0,
+) -> Decision:
+    """Apply every check; the candidate is blessed when no check fails."""
+    fails: list[str] = []
+    passes: list[str] = []
+
+    def check(ok: bool, good: str, bad: str) -> None:
+        (passes if ok else fails).append(good if ok else bad)
+
+    c = candidate.overall
+    for name in ("auc", "log_loss", "brier"):
+        if _nan(getattr(c, name)):
+            fails.append(f"{name} is NaN")
+    if fails:
+        return Decision(False, fails, passes)
+
+    check(c.auc >= gate.min_auc, f"auc {c.auc:.4f} >= floor {gate.min_auc}", f"auc {c.auc:.4f} < floor {gate.min_auc}")
+    check(
+        c.log_loss <= gate.max_log_loss,
+        f"log_loss {c.log_loss:.4f} <= {gate.max_log_loss}",
+        f"log_loss {c.log_loss:.4f} > ceiling {gate.max_log_loss}",
+    )
+    check(c.brier <= gate.max_brier, f"brier {c.brier:.4f} <= {gate.max_brier}", f"brier {c.brier:.4f} > ceiling {gate.max_brier}")
+    check(
+        not _nan(onnx_max_abs_diff) and onnx_max_abs_diff <= ONNX_TOLERANCE,
+        f"onnx parity {onnx_max_abs_diff:.1e} <= {ONNX_TOLERANCE:.0e}",
+        f"onnx export differs from scikit-learn by {onnx_max_abs_diff:.1e} (> {ONNX_TOLERANCE:.0e})",
+    )
+
+    if champion is not None and not _nan(champion.overall.auc):
+        ch = champion.overall
+        check(
+            c.auc >= ch.auc - gate.max_auc_drop,
+            f"auc {c.auc:.4f} vs champion {ch.auc:.4f} within {gate.max_auc_drop}",
+            f"auc {c.auc:.4f} worse than champion {ch.auc:.4f} by more than {gate.max_auc_drop}",
+        )
+        check(
+            c.brier <= ch.brier + gate.max_brier_increase,
+            f"brier {c.brier:.4f} vs champion {ch.brier:.4f} within {gate.max_brier_increase}",
+            f"brier {c.brier:.4f} worse than champion {ch.brier:.4f} by more than {gate.max_brier_increase}",
+        )
+    else:
+        passes.append("no champion to compare with")
+
+    for name, s in candidate.slices.items():
+        if s.rows < gate.min_slice_rows or not 0 < s.positive_rate < 1:
+            continue
+        if _nan(s.auc) or s.auc < gate.min_slice_auc:
+            fails.append(f"slice {name} collapsed: auc {s.auc:.4f} < {gate.min_slice_auc} on {s.rows} rows")
+            continue
+        base = champion.slices.get(name) if champion is not None else None
+        if base is not None and not _nan(base.auc) and s.auc < base.auc - gate.max_slice_auc_drop:
+            fails.append(
+                f"slice {name} collapsed: auc {s.auc:.4f} vs champion {base.auc:.4f} "
+                f"(drop > {gate.max_slice_auc_drop})"
+            )
+    if not any(r.startswith("slice ") for r in fails):
+        passes.append(f"no slice collapsed ({len(candidate.slices)} slices)")
+    return Decision(not fails, fails, passes)

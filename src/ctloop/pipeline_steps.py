@@ -1,0 +1,164 @@
+"""The training pipeline's steps as plain functions over paths and settings.
+
+Each KFP component in ``components/`` adapts its artifacts to one function here; the benchmark
+calls the same functions directly to measure what orchestration costs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ctloop import data, evaluate as ev, features, gate as gating, schema
+from ctloop import train as core
+from ctloop.config import GateSettings, Settings, TrainParams
+
+log = logging.getLogger(__name__)
+
+LOCAL_TZ = "America/New_York"
+
+
+class SnapshotIntegrityError(ValueError):
+    """A snapshot's content no longer matches the hash recorded at ingest."""
+
+
+def local_day_start_utc(day: date) -> datetime:
+    """Midnight of a local (New York) calendar day, in UTC."""
+    return pd.Timestamp(day.isoformat(), tz=LOCAL_TZ).tz_convert("UTC").to_pydatetime()
+
+
+def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict[str, int]:
+    """Check the snapshot's integrity and schema; return row counts."""
+    actual = data.snapshot_sha256(snapshot)
+    if actual != expected_sha256:
+        raise SnapshotIntegrityError(f"snapshot {snapshot} changed since ingest: sha256 {actual} != {expected_sha256}")
+    flights, weather, planes = data.read_snapshot(snapshot)
+    counts = schema.validate_snapshot(flights, weather, planes, data.Window.parse(start, end))
+    counts["window_rows"] = len(data.training_rows(flights, data.Window.parse(start, end)))
+    return counts
+
+
+def materialize(settings: Settings, snapshot: Path, start: str, end: str) -> dict[str, int]:
+    """Write the offline feature tables, apply the definitions, load the online store to ``end``."""
+    from ctloop import featurestore as fs
+
+    window = data.Window.parse(start, end)
+    flights, weather, planes = data.read_snapshot(snapshot)
+    counts = fs.write_offline_tables(settings, features.feature_tables(flights, weather, planes))
+    store = fs.open_store(settings)
+    fs.apply(store, fs.definitions(settings))
+    first = local_day_start_utc(window.start - timedelta(days=settings.features.history_days))
+    fs.materialize(store, first, local_day_start_utc(window.end + timedelta(days=1)))
+    return counts
+
+
+def training_set(settings: Settings, snapshot: Path, start: str, end: str) -> core.TrainingSet:
+    """Point-in-time features for the window's flights, with labels."""
+    from ctloop import featurestore as fs
+
+    flights, _, _ = data.read_snapshot(snapshot)
+    rows = data.training_rows(flights, data.Window.parse(start, end))
+    store = fs.open_store(settings)
+    service = settings.features.feature_service
+    retrieved = fs.historical_features(store, service, features.entity_frame(rows))
+    return core.build_training_set(rows, retrieved, fs.feature_names(store, service))
+
+
+@dataclass
+class Evaluation:
+    """What the evaluate step produces."""
+
+    document: dict[str, Any]
+    roc: tuple[list[float], list[float], list[float]]
+    confusion: list[list[int]]
+    html: str
+
+    def flat_metrics(self) -> dict[str, float]:
+        """Scalars for KFP's Metrics artifact."""
+        out: dict[str, float] = {}
+        for who in ("candidate", "champion", "baseline"):
+            block = self.document.get(who)
+            if block:
+                out.update({f"{who}_{k}": v for k, v in block["overall"].items()})
+        out["onnx_max_abs_diff"] = self.document["onnx_max_abs_diff"]
+        return out
+
+
+def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: str, params_json: str) -> Evaluation:
+    """Score candidate, champion (same window, same features) and baseline."""
+    params = TrainParams.from_json(params_json)
+    ts = core.TrainingSet.load(training_set_dir)
+    fit, held = core.split(ts, date.fromisoformat(end), params.eval_days)
+    bundle = core.ModelBundle.load(model_dir)
+    matrix = features.as_float_matrix(held, bundle.feature_names)
+    p = core.predict(bundle.model, held, bundle.feature_names)
+    onnx_diff = float(np.max(np.abs(core.onnx_predict(bundle.onnx, matrix) - p)))
+    candidate = ev.evaluate(held, p)
+    baseline = core.fit_baseline(fit, params.seed)
+    p_base = np.asarray(baseline.predict_proba(core.baseline_features(held))[:, 1], dtype=np.float64)
+    document: dict[str, Any] = {
+        "evaluation_window": f"{core.eval_start(date.fromisoformat(end), params.eval_days)}..{end}",
+        "candidate": candidate.to_dict(),
+        "baseline": ev.evaluate(held, p_base, ()).to_dict(),
+        "onnx_max_abs_diff": onnx_diff,
+        "champion": None,
+        "champion_version": None,
+    }
+    champion = champion_scores(settings, held, bundle.feature_names)
+    if champion is not None:
+        document["champion_version"], document["champion"] = champion[0], champion[1].to_dict()
+    y = held[core.LABEL].to_numpy()
+    return Evaluation(document, ev.roc_points(y, p), ev.confusion(y, p), ev.report_html(document))
+
+
+def champion_scores(settings: Settings, held: pd.DataFrame, feature_names: list[str]) -> tuple[str, ev.EvalResult] | None:
+    """The current champion's scores on the same rows, if it uses the same features."""
+    from ctloop.registry import CHAMPION, Registry
+
+    registry = Registry(settings)
+    champion = registry.by_alias(CHAMPION)
+    if champion is None:
+        return None
+    folder = registry.download_serving(champion.version)
+    meta = json.loads((folder / core.METADATA_FILE).read_text())
+    if list(meta["feature_names"]) != feature_names:
+        log.warning("champion v%s uses other features; not compared", champion.version)
+        return None
+    p = core.onnx_predict(folder / core.ONNX_FILE, features.as_float_matrix(held, feature_names))
+    return champion.version, ev.evaluate(held, p)
+
+
+def gate(document: dict[str, Any], settings: GateSettings) -> gating.Decision:
+    """The gate's decision on an evaluation document."""
+    champion = ev.EvalResult.from_dict(document["champion"]) if document.get("champion") else None
+    return gating.decide(
+        ev.EvalResult.from_dict(document["candidate"]), champion, settings, float(document["onnx_max_abs_diff"])
+    )
+
+
+def register(
+    settings: Settings, model_dir: Path, document: dict[str, Any], lineage: dict[str, str], promote: bool
+) -> str:
+    """Register the model as ``challenger``; promote it to ``champion`` when asked."""
+    from ctloop.registry import CHALLENGER, Registry
+
+    registry = Registry(settings)
+    bundle = core.ModelBundle.load(model_dir)
+    tags = {**lineage, "feature_service": settings.features.feature_service}
+    metrics = {f"eval_{k}": v for k, v in document["candidate"]["overall"].items()}
+    metrics.update({f"baseline_{k}": v for k, v in document["baseline"]["overall"].items()})
+    metrics["onnx_max_abs_diff"] = document["onnx_max_abs_diff"]
+    params = {**bundle.metadata["params"], "fit_rows": bundle.metadata["fit_rows"]}
+    artifacts = {"evaluation.json": json.dumps(document, indent=2), "evaluation.html": ev.report_html(document)}
+    version = registry.register(model_dir, f"train-{lineage.get('window', '')}", tags, params, metrics, artifacts)
+    registry.set_alias(CHALLENGER, version.version)
+    if promote:
+        registry.promote(version.version)
+    return version.version

@@ -1,0 +1,148 @@
+"""Declared schemas for a snapshot, checked with pandera.
+
+pandera over great_expectations: the schema is plain, typed Python next to the code that uses
+it; ``lazy=True`` collects every failure with its column and check in one DataFrame, which is
+exactly the message a failed pipeline step must give; and it adds a few small dependencies
+instead of GE's project context, stores and 100+ MB of dependencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaError, SchemaErrors
+
+from ctloop.data import Window, training_rows
+
+ORIGINS = ("EWR", "JFK", "LGA")
+CARRIERS = (
+    "9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV",
+)  # fmt: skip
+MAX_SAMPLES = 5
+
+
+class DataValidationError(ValueError):
+    """A snapshot broke its schema; ``failures`` names each column and rule."""
+
+    def __init__(self, table: str, failures: list[Failure]) -> None:
+        self.table = table
+        self.failures = failures
+        lines = [f"{table}: {len(failures)} rule(s) failed"]
+        lines += [f"  - {f.describe()}" for f in failures]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One broken rule: the column (or ``<table>``), the check, how many rows, some samples."""
+
+    column: str
+    rule: str
+    rows: int
+    samples: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line a user can act on."""
+        return f"column {self.column!r} failed {self.rule} on {self.rows} row(s), e.g. {list(self.samples)}"
+
+
+def _non_empty(df: pd.DataFrame) -> bool:
+    return len(df) > 0
+
+
+FLIGHTS = pa.DataFrameSchema(
+    {
+        "flight_id": pa.Column("string", nullable=False, unique=True),
+        "sched_dep_utc": pa.Column(
+            "datetime64[us, UTC]",
+            pa.Check.in_range(pd.Timestamp("2012-12-01", tz="UTC"), pd.Timestamp("2014-01-02", tz="UTC")),
+        ),
+        "sched_dep_local": pa.Column("string", pa.Check.str_matches(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")),
+        "carrier": pa.Column("string", pa.Check.isin(CARRIERS)),
+        "flight": pa.Column("int64", pa.Check.in_range(1, 9999)),
+        "tailnum": pa.Column("string", pa.Check.str_matches(r"^[0-9A-Z]{2,7}$"), nullable=True),
+        "origin": pa.Column("string", pa.Check.isin(ORIGINS)),
+        "dest": pa.Column("string", pa.Check.str_matches(r"^[A-Z]{3}$")),
+        "route": pa.Column("string", pa.Check.str_matches(r"^[A-Z]{3}-[A-Z]{3}$")),
+        "distance": pa.Column("float64", pa.Check.in_range(10, 6000)),
+        "dep_delay": pa.Column("float64", pa.Check.in_range(-120, 2000)),
+        "arr_delay": pa.Column("float64", pa.Check.in_range(-180, 2000)),
+        "air_time": pa.Column("float64", pa.Check.in_range(5, 900)),
+        "outcome_known_at": pa.Column("datetime64[us, UTC]"),
+        "delayed": pa.Column("int8", pa.Check.isin([0, 1])),
+    },
+    checks=[pa.Check(_non_empty, name="non_empty", error="the window holds no flights")],
+    strict=True,
+    ordered=False,
+    name="flights",
+)
+
+WEATHER = pa.DataFrameSchema(
+    {
+        "origin": pa.Column("string", pa.Check.isin(ORIGINS)),
+        "temp": pa.Column("float64", pa.Check.in_range(-40, 130), nullable=True),
+        "dewp": pa.Column("float64", pa.Check.in_range(-60, 100), nullable=True),
+        "humid": pa.Column("float64", pa.Check.in_range(0, 100), nullable=True),
+        "wind_dir": pa.Column("float64", pa.Check.in_range(0, 360), nullable=True),
+        "wind_speed": pa.Column("float64", pa.Check.in_range(0, 200), nullable=True),
+        "wind_gust": pa.Column("float64", pa.Check.in_range(0, 250), nullable=True),
+        "precip": pa.Column("float64", pa.Check.in_range(0, 10), nullable=True),
+        "pressure": pa.Column("float64", pa.Check.in_range(900, 1100), nullable=True),
+        "visib": pa.Column("float64", pa.Check.in_range(0, 20), nullable=True),
+        "event_timestamp": pa.Column("datetime64[us, UTC]"),
+    },
+    checks=[pa.Check(_non_empty, name="non_empty", error="no weather rows in the window")],
+    unique=["origin", "event_timestamp"],
+    strict=True,
+    name="weather",
+)
+
+PLANES = pa.DataFrameSchema(
+    {
+        "tailnum": pa.Column("string", unique=True),
+        "plane_year": pa.Column("float64", pa.Check.in_range(1940, 2014), nullable=True),
+        "plane_seats": pa.Column("float64", pa.Check.in_range(1, 1000), nullable=True),
+        "plane_engines": pa.Column("float64", pa.Check.in_range(0, 8), nullable=True),
+    },
+    strict=True,
+    name="planes",
+)
+
+
+def validate_table(schema: pa.DataFrameSchema, df: pd.DataFrame) -> None:
+    """Raise :class:`DataValidationError` naming every column and rule that failed."""
+    try:
+        schema.validate(df, lazy=True)
+    except SchemaErrors as exc:
+        raise DataValidationError(str(schema.name), _failures(exc.failure_cases, str(schema.name))) from None
+    except SchemaError as exc:  # raised for non-lazy errors such as a wrong index
+        raise DataValidationError(str(schema.name), [Failure("<table>", str(exc), len(df), ())]) from None
+
+
+def validate_snapshot(
+    flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame, window: Window | None = None
+) -> dict[str, int]:
+    """Validate the three tables of a snapshot (and that ``window`` has flights); return row counts."""
+    validate_table(FLIGHTS, flights)
+    if window is not None and training_rows(flights, window).empty:
+        rule = f"rows in window {window.start}..{window.end}"
+        raise DataValidationError("flights", [Failure("sched_dep_local", rule, 0, ())])
+    validate_table(WEATHER, weather)
+    validate_table(PLANES, planes)
+    return {"flights": len(flights), "weather": len(weather), "planes": len(planes)}
+
+
+def _failures(cases: pd.DataFrame, table: str) -> list[Failure]:
+    out: list[Failure] = []
+    column = cases["column"].fillna(table).astype(str)
+    missing = cases["check"].astype(str) == "column_in_dataframe"
+    column = column.where(~missing, cases["failure_case"].astype(str))
+    column = column.where(column != table, "<table>")
+    check = cases["check"].astype(str).where(~missing, "required column present")
+    cases = cases.assign(column=column, check=check)
+    for (column, check), group in cases.groupby(["column", "check"], sort=True, dropna=False):
+        samples = tuple(str(v) for v in group["failure_case"].head(MAX_SAMPLES))
+        out.append(Failure(str(column), str(check), len(group), samples))
+    return out

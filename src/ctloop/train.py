@@ -1,0 +1,199 @@
+"""Training: a time split of the point-in-time training set, the model, its baseline, ONNX.
+
+The model is scikit-learn's ``HistGradientBoostingClassifier`` on numeric features only
+(categories arrive already encoded as trailing delay rates: skl2onnx converts native
+categorical splits wrongly, NOTES.md). It crosses to the serving env as ONNX.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skops.io as sio
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from ctloop.config import TrainParams
+from ctloop.features import as_float_matrix
+
+LABEL = "delayed"
+MODEL_FILE = "model.skops"
+ONNX_FILE = "model.onnx"
+METADATA_FILE = "metadata.json"
+REFERENCE_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+SLICE_COLUMNS = ("carrier", "origin")
+TRUSTED_SKOPS_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+"""Reviewed: the only non-default type an HGB model holds; our own pipeline wrote the file."""
+
+
+class TrainingError(RuntimeError):
+    """The training set cannot produce a model (empty split, one class only, ...)."""
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Feature rows plus the label and the columns slices and splits need."""
+
+    frame: pd.DataFrame
+    feature_names: list[str]
+
+    def save(self, folder: Path) -> None:
+        """Write ``training_set.parquet`` and ``feature_names.json``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.frame.to_parquet(folder / "training_set.parquet", index=False)
+        (folder / "feature_names.json").write_text(json.dumps(self.feature_names))
+
+    @classmethod
+    def load(cls, folder: Path) -> TrainingSet:
+        """Read what :meth:`save` wrote."""
+        names = json.loads((folder / "feature_names.json").read_text())
+        return cls(pd.read_parquet(folder / "training_set.parquet"), list(names))
+
+
+def build_training_set(flights: pd.DataFrame, features: pd.DataFrame, feature_names: list[str]) -> TrainingSet:
+    """Attach label and slice columns to the retrieved features (joined on ``flight_id``)."""
+    keep = ["flight_id", "sched_dep_local", "carrier", "origin", "route", LABEL]
+    frame = flights.loc[:, keep].merge(features, on="flight_id", how="inner", validate="one_to_one")
+    if len(frame) != len(flights):
+        raise TrainingError(f"features found for {len(frame)} of {len(flights)} flights")
+    return TrainingSet(frame, feature_names)
+
+
+def eval_start(end: date, eval_days: int) -> date:
+    """First day of the evaluation window: the last ``eval_days`` days of the window."""
+    return end - timedelta(days=eval_days - 1)
+
+
+def split(ts: TrainingSet, end: date, eval_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Time split: fit on days before the evaluation window, evaluate on it."""
+    cut = eval_start(end, eval_days).isoformat()
+    day = ts.frame["sched_dep_local"].str.slice(0, 10)
+    fit, held = ts.frame.loc[day < cut], ts.frame.loc[day >= cut]
+    for name, part in (("fit", fit), ("evaluation", held)):
+        if part.empty:
+            raise TrainingError(f"the {name} split is empty (window too short for eval_days={eval_days})")
+        if part[LABEL].nunique() < 2:
+            raise TrainingError(f"the {name} split has a single class")
+    return fit.reset_index(drop=True), held.reset_index(drop=True)
+
+
+def fit_model(frame: pd.DataFrame, feature_names: list[str], params: TrainParams) -> HistGradientBoostingClassifier:
+    """Fit the delay classifier with a fixed seed (no early stopping: deterministic)."""
+    model = HistGradientBoostingClassifier(
+        max_iter=params.max_iter,
+        learning_rate=params.learning_rate,
+        max_leaf_nodes=params.max_leaf_nodes,
+        l2_regularization=params.l2_regularization,
+        min_samples_leaf=params.min_samples_leaf,
+        early_stopping=False,
+        random_state=params.seed,
+    )
+    model.fit(as_float_matrix(frame, feature_names), frame[LABEL].to_numpy())
+    return model
+
+
+def baseline_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Baseline inputs: scheduled hour (as a category) and carrier."""
+    hour = frame["sched_dep_local"].str.slice(11, 13)
+    return pd.DataFrame({"hour": hour.astype(str), "carrier": frame["carrier"].astype(str)})
+
+
+def fit_baseline(frame: pd.DataFrame, seed: int) -> Pipeline:
+    """Logistic regression on one-hot hour + carrier: the floor the model must clear."""
+    encode = ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), ["hour", "carrier"])])
+    model = Pipeline([("encode", encode), ("logreg", LogisticRegression(max_iter=500, random_state=seed))])
+    model.fit(baseline_features(frame), frame[LABEL].to_numpy())
+    return model
+
+
+def predict(model: HistGradientBoostingClassifier, frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
+    """Positive-class probabilities."""
+    return np.asarray(model.predict_proba(as_float_matrix(frame, feature_names))[:, 1], dtype=np.float64)
+
+
+def to_onnx(model: HistGradientBoostingClassifier, n_features: int) -> bytes:
+    """Export with probabilities as a plain tensor (no ZipMap)."""
+    from skl2onnx import to_onnx as convert
+
+    sample = np.zeros((1, n_features), dtype=np.float32)
+    onx = convert(model, sample, options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    return bytes(onx.SerializeToString())
+
+
+def onnx_predict(onnx_model: bytes | Path, matrix: np.ndarray) -> np.ndarray:
+    """Positive-class probabilities from an ONNX model (what serving runs)."""
+    import onnxruntime as ort
+
+    source = str(onnx_model) if isinstance(onnx_model, Path) else onnx_model
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {session.get_inputs()[0].name: matrix.astype(np.float32)})
+    probabilities = next(o for o in outputs if getattr(o, "ndim", 0) == 2)
+    return np.asarray(probabilities[:, 1], dtype=np.float64)
+
+
+def reference_quantiles(frame: pd.DataFrame, feature_names: list[str]) -> dict[str, list[float]]:
+    """Training-reference cut points per feature (drift buckets in serving)."""
+    out: dict[str, list[float]] = {}
+    for name in feature_names:
+        values = frame[name].astype("float64").dropna()
+        cuts = np.unique(np.quantile(values, REFERENCE_QUANTILES)) if len(values) else np.array([])
+        out[name] = [float(c) for c in cuts]
+    return out
+
+
+@dataclass
+class ModelBundle:
+    """A trained model, its ONNX export and metadata, as written to a model folder."""
+
+    model: HistGradientBoostingClassifier
+    onnx: bytes
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: Path) -> None:
+        """Write the sklearn model (skops), ONNX and ``metadata.json``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        sio.dump(self.model, folder / MODEL_FILE)
+        (folder / ONNX_FILE).write_bytes(self.onnx)
+        (folder / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, folder: Path) -> ModelBundle:
+        """Read a model folder back."""
+        unexpected = sorted(set(sio.get_untrusted_types(file=folder / MODEL_FILE)) - set(TRUSTED_SKOPS_TYPES))
+        if unexpected:
+            raise TrainingError(f"refusing to load untrusted types from {folder}: {unexpected}")
+        model = sio.load(folder / MODEL_FILE, trusted=TRUSTED_SKOPS_TYPES)
+        metadata = json.loads((folder / METADATA_FILE).read_text())
+        return cls(model, (folder / ONNX_FILE).read_bytes(), metadata)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The model's input columns in order."""
+        return list(self.metadata["feature_names"])
+
+
+def train(ts: TrainingSet, end: date, params: TrainParams) -> tuple[ModelBundle, dict[str, float]]:
+    """Fit on the fit split and export; return the bundle and training metrics."""
+    fit, _ = split(ts, end, params.eval_days)
+    model = fit_model(fit, ts.feature_names, params)
+    onnx_bytes = to_onnx(model, len(ts.feature_names))
+    metadata = {
+        "feature_names": ts.feature_names,
+        "params": asdict(params),
+        "fit_rows": len(fit),
+        "fit_start": str(fit["sched_dep_local"].min())[:10],
+        "fit_end": str(fit["sched_dep_local"].max())[:10],
+        "positive_rate": float(fit[LABEL].mean()),
+        "reference_quantiles": reference_quantiles(fit, ts.feature_names),
+    }
+    metrics = {"fit_rows": float(len(fit)), "fit_positive_rate": float(fit[LABEL].mean())}
+    return ModelBundle(model, onnx_bytes, metadata), metrics

@@ -1,0 +1,79 @@
+"""Shared fixtures: real Redis, a real snapshot, real Feast and MLflow stores under a temp dir."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ctloop import data, featurestore, pipeline_steps, services
+from ctloop.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+# a small window keeps the suite fast: 6 weeks of flights, the last 2 for evaluation
+START, END = "2013-02-01", "2013-03-15"
+EVAL_DAYS = 14
+HISTORY_DAYS = 14
+
+
+def free_port() -> int:
+    """An unused loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_settings(data_dir: Path, redis_port: int) -> Settings:
+    """Test settings: the project's local config with a temp data dir, own Redis port, small window."""
+    base = Settings.load(ROOT / "config" / "local.toml")
+    return base.replace(
+        paths=replace(base.paths, data_dir=str(data_dir)),
+        services=replace(base.services, redis_port=redis_port),
+        features=replace(base.features, history_days=HISTORY_DAYS),
+        train=replace(base.train, eval_days=EVAL_DAYS, max_iter=120),
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Redis]:
+    """A real redis-server on a free loopback port for the whole session."""
+    redis = services.start_redis(free_port(), tmp_path_factory.mktemp("redis"))
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, redis_server: services.Redis) -> Settings:
+    """Session settings over a temp data dir (shared Feast store; MLflow per test below)."""
+    return make_settings(tmp_path_factory.mktemp("data"), redis_server.port)
+
+
+@pytest.fixture(scope="session")
+def window() -> data.Window:
+    return data.Window.parse(START, END)
+
+
+@pytest.fixture(scope="session")
+def snapshot(tmp_path_factory: pytest.TempPathFactory, window: data.Window) -> data.IngestResult:
+    """A real ingest of the test window."""
+    return data.ingest(window, HISTORY_DAYS, tmp_path_factory.mktemp("snapshot") / "snap")
+
+
+@pytest.fixture(scope="session")
+def materialized(settings: Settings, snapshot: data.IngestResult) -> Settings:
+    """Feature tables written, definitions applied, online store loaded to the window's end."""
+    pipeline_steps.materialize(settings, Path(snapshot.path), START, END)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def store(materialized: Settings) -> featurestore.FeatureStore:
+    return featurestore.open_store(materialized)
+
+
+@pytest.fixture(scope="session")
+def training_set(materialized: Settings, snapshot: data.IngestResult) -> pipeline_steps.core.TrainingSet:
+    return pipeline_steps.training_set(materialized, Path(snapshot.path), START, END)
