@@ -59,6 +59,10 @@ def repo_config(settings: Settings, yaml_path: Path | None = None) -> RepoConfig
         data["online_store"] = online
     repo = feast_dir(settings)
     repo.mkdir(parents=True, exist_ok=True)
+    registry = data.get("registry")
+    if isinstance(registry, dict) and "://" not in str(registry.get("path", "")):
+        # Feast resolves a relative registry path against the working directory: pin it here
+        data["registry"] = {**registry, "path": str(repo / str(registry["path"]))}
     return RepoConfig(repo_path=repo, **data)
 
 
