@@ -29,7 +29,7 @@ app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(features_app, name="features")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("ctloop")
 
 DEFAULT_CONFIG = "config/local.toml"

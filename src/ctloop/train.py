@@ -8,6 +8,7 @@ categorical splits wrongly, NOTES.md). It crosses to the serving env as ONNX.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -125,7 +126,11 @@ def to_onnx(model: HistGradientBoostingClassifier, n_features: int) -> bytes:
     from skl2onnx import to_onnx as convert
 
     sample = np.zeros((1, n_features), dtype=np.float32)
-    onx = convert(model, sample, options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    with warnings.catch_warnings():
+        # skl2onnx 1.20 writes leaf flags as Python bools into an int field; protobuf 6.33 warns
+        # (and would refuse from 7.34, which the lock keeps out). The values are right: 0 or 1.
+        warnings.filterwarnings("ignore", message=r"Field onnx\.AttributeProto\.ints: Expected an int, got a boolean")
+        onx = convert(model, sample, options={id(model): {"zipmap": False}})
     return bytes(onx.SerializeToString())
 
 
