@@ -24,7 +24,7 @@ def register(
     from ctloop import pipeline_steps
     from ctloop.config import Settings
 
-    version = pipeline_steps.register(
+    return pipeline_steps.register(
         Settings.from_json(settings_json),
         Path(model.path),
         json.loads(Path(evaluation.path).read_text()),
@@ -37,4 +37,3 @@ def register(
         },
         promote=promote,
     )
-    return version

@@ -5,7 +5,9 @@ from components.image import PLATFORM_IMAGE
 
 
 @dsl.component(base_image=PLATFORM_IMAGE, install_kfp_package=False)
-def train(training_set: Input[Dataset], end: str, params_json: str, model: Output[Model], metrics: Output[Metrics]) -> None:
+def train(
+    training_set: Input[Dataset], end: str, params_json: str, model: Output[Model], metrics: Output[Metrics]
+) -> None:
     """Fit the delay classifier on the point-in-time training set and export it to ONNX."""
     from datetime import date
     from pathlib import Path

@@ -22,17 +22,20 @@ from ctloop.config import Settings
 
 TASKS = ("ingest", "validate", "materialize", "training-set", "train", "evaluate", "gate", "register")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_EVENT = re.compile(r"(Executing task '(?P<start>[\w-]+)')|(Task '(?P<done>[\w-]+)' finished with status (?P<status>\w+))")
+_EVENT = re.compile(
+    r"(Executing task '(?P<start>[\w-]+)')|(Task '(?P<done>[\w-]+)' finished with status (?P<status>\w+))"
+)
 _ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(?P<kind>\w*(?:Error|Exception)): (?P<msg>.*)$")
 
 Callback = Callable[[str, str], None]
 """Called with (task, event) where event is ``started``, ``SUCCESS`` or ``FAILURE``."""
 
 
-class PipelineFailed(RuntimeError):
+class PipelineStepError(RuntimeError):
     """A task failed; the message is the task's own error, readable."""
 
     def __init__(self, task: str, detail: str, log_path: Path) -> None:
+        """Record the failed task, its error and the log holding the rest."""
         self.task, self.detail, self.log_path = task, detail, log_path
         super().__init__(f"step {task!r} failed: {detail}")
 
@@ -118,7 +121,7 @@ def _error_detail(log_text: str) -> str:
 @contextlib.contextmanager
 def _capture(log_path: Path, callback: Callback | None, seen: list[str]) -> Iterator[None]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as file, contextlib.redirect_stdout(_TaskLog(file, callback, seen)):  # type: ignore[type-var]
+    with log_path.open("w") as file, contextlib.redirect_stdout(_TaskLog(file, callback, seen)):
         yield
 
 
@@ -131,7 +134,7 @@ def run(
     git_sha: str = "unknown",
     callback: Callback | None = None,
 ) -> LocalRun:
-    """Run ``flight-delay-training`` for a window; raise :class:`PipelineFailed` on a failed step.
+    """Run ``flight-delay-training`` for a window; raise :class:`PipelineStepError` on a failed step.
 
     Needs the online store (Redis) reachable, as a cluster would provide it.
     """
@@ -159,9 +162,9 @@ def run(
             failure = exc
     created = sorted((p for p in root.iterdir() if p.name not in before), key=lambda p: p.stat().st_mtime)
     if not created:
-        raise PipelineFailed("pipeline", str(failure or "no run folder was created"), log_path)
+        raise PipelineStepError("pipeline", str(failure or "no run folder was created"), log_path)
     outcome = LocalRun(created[-1], log_path, time.perf_counter() - began, seen)
     if failure is not None:
         task = seen[-1] if seen else "pipeline"
-        raise PipelineFailed(task, _error_detail(log_path.read_text()), log_path)
+        raise PipelineStepError(task, _error_detail(log_path.read_text()), log_path)
     return outcome

@@ -1,10 +1,10 @@
-"""``flight-delay-training``: ingest → validate → materialize → training set → train → evaluate
-→ gate → (blessed) register. Wiring only."""
+"""``flight-delay-training``, wiring only.
+
+ingest → validate → materialize → training set → train → evaluate → gate → (blessed) register.
+"""
 
 from kfp import dsl
 from kfp.dsl.graph_component import GraphComponent
-
-from ctloop.config import Settings
 
 from components.evaluate import evaluate
 from components.gate import gate
@@ -14,6 +14,7 @@ from components.register import register
 from components.train import train
 from components.training_set import training_set
 from components.validate import validate
+from ctloop.config import Settings
 
 PIPELINE_NAME = "flight-delay-training"
 
@@ -35,7 +36,9 @@ def build(settings: Settings, git_sha: str = "unknown", pipeline_version: str = 
         promote: bool = True,
     ) -> None:
         """The level-2 training pipeline for one window of flights."""
-        ingested = ingest(start=start, end=end, history_days=history_days, source_dir=source_dir).set_display_name("ingest")
+        ingested = ingest(start=start, end=end, history_days=history_days, source_dir=source_dir).set_display_name(
+            "ingest"
+        )
         ingested.set_caching_options(False)  # reads external data: never serve a stale snapshot
         sha = ingested.outputs["Output"]
         snapshot = ingested.outputs["snapshot"]
@@ -49,7 +52,9 @@ def build(settings: Settings, git_sha: str = "unknown", pipeline_version: str = 
         built = training_set(snapshot=snapshot, snapshot_sha256=sha, start=start, end=end, settings_json=settings_json)
         built.set_display_name("point-in-time training set").after(loaded)
 
-        fitted = train(training_set=built.outputs["dataset"], end=end, params_json=params_json).set_display_name("train")
+        fitted = train(training_set=built.outputs["dataset"], end=end, params_json=params_json).set_display_name(
+            "train"
+        )
 
         scored = evaluate(
             training_set=built.outputs["dataset"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,10 +21,15 @@ from rich.table import Table
 
 from ctloop.config import ConfigError, Settings
 
-app = typer.Typer(help="Level-2 continuous training for flight-delay prediction.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-pipeline_app = typer.Typer(help="Compile the training pipeline (and, on a cluster, upload and run it).",
-                           no_args_is_help=True)
+app = typer.Typer(
+    help="Level-2 continuous training for flight-delay prediction.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+pipeline_app = typer.Typer(
+    help="Compile the training pipeline (and, on a cluster, upload and run it).", no_args_is_help=True
+)
 features_app = typer.Typer(help="Feast: apply definitions, materialize the online store.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(features_app, name="features")
@@ -39,8 +45,6 @@ ConfigOption = Annotated[
 StartOption = Annotated[str, typer.Option(help="First scheduled-departure date (local, inclusive).")]
 EndOption = Annotated[str, typer.Option(help="Last scheduled-departure date (local, inclusive).")]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 class UserError(Exception):
     """A mistake or an environment problem the user can fix; printed as one line."""
@@ -55,16 +59,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, ConfigError, DataSourceError, DataValidationError, ServiceError, TrainingError, ValueError)
 
 
-def friendly(func: F) -> F:
+def friendly[F: Callable[..., Any]](func: F) -> F:
     """Turn expected errors into ``error: ...`` on stderr and exit code 1 (no traceback)."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pipelines.local import PipelineFailed
+        from pipelines.local import PipelineStepError
 
         try:
             return func(*args, **kwargs)
-        except PipelineFailed as exc:
+        except PipelineStepError as exc:
             err.print(f"[red]error:[/] step {exc.task!r} failed: {exc.detail}", highlight=False)
             err.print(f"full log: {exc.log_path}", highlight=False)
             raise typer.Exit(1) from None
@@ -109,8 +113,13 @@ def online_store(settings: Settings) -> Iterator[None]:
 
 def _progress() -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=console, transient=False,
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
 
 
@@ -138,7 +147,7 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
-        return "—" if value != value else f"{value:.4f}"
+        return "—" if math.isnan(value) else f"{value:.4f}"
     return str(value)
 
 
@@ -163,7 +172,9 @@ def summary_table(settings: Settings, run: Any) -> Table:
         if block:
             o = block["overall"]
             label = f"{who} (v{doc.get('champion_version')})" if who == "champion" else who
-            table.add_row(f"{label} AUC / log-loss / Brier", f"{_fmt(o['auc'])} / {_fmt(o['log_loss'])} / {_fmt(o['brier'])}")
+            table.add_row(
+                f"{label} AUC / log-loss / Brier", f"{_fmt(o['auc'])} / {_fmt(o['log_loss'])} / {_fmt(o['brier'])}"
+            )
     table.add_row("ONNX vs scikit-learn max |Δp|", f"{doc.get('onnx_max_abs_diff', float('nan')):.1e}")
     table.add_row("gate", verdict)
     if version:
@@ -180,7 +191,9 @@ def summary_table(settings: Settings, run: Any) -> Table:
 @app.callback()
 def main_callback(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False) -> None:
     """ctloop: Kubeflow Pipelines + Feast + MLflow + Seldon, closed into a continuous-training loop."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @app.command()
@@ -219,14 +232,28 @@ def models(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
         console.print(f"no versions of {settings.registry.model_name} yet: run `ctloop train`")
         return
     table = Table(title=f"{settings.registry.model_name} ({settings.tracking_uri})")
-    for column in ("version", "aliases", "created", "window", "data sha256", "git sha", "feature service", "pipeline run"):
+    for column in (
+        "version",
+        "aliases",
+        "created",
+        "window",
+        "data sha256",
+        "git sha",
+        "feature service",
+        "pipeline run",
+    ):
         table.add_column(column)
     for v in versions:
         created = datetime.fromtimestamp(v.created_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
         table.add_row(
-            v.version, ", ".join(v.aliases) or "—", created, v.tags.get("window", "—"),
-            v.tags.get("data_sha256", "—")[:12], v.tags.get("git_sha", "—")[:12],
-            v.tags.get("feature_service", "—"), v.tags.get("pipeline_run", "—"),
+            v.version,
+            ", ".join(v.aliases) or "—",
+            created,
+            v.tags.get("window", "—"),
+            v.tags.get("data_sha256", "—")[:12],
+            v.tags.get("git_sha", "—")[:12],
+            v.tags.get("feature_service", "—"),
+            v.tags.get("pipeline_run", "—"),
         )
     console.print(table)
 
@@ -253,8 +280,18 @@ def ui(
     chosen = port or settings.services.mlflow_ui_port
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
     mlflow = Path(sys.executable).parent / "mlflow"
-    args = [str(mlflow), "ui", "--host", "127.0.0.1", "--port", str(chosen), "--backend-store-uri",
-            settings.tracking_uri, "--default-artifact-root", settings.artifact_root.as_uri()]
+    args = [
+        str(mlflow),
+        "ui",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(chosen),
+        "--backend-store-uri",
+        settings.tracking_uri,
+        "--default-artifact-root",
+        settings.artifact_root.as_uri(),
+    ]
     console.print(f"MLflow UI on http://127.0.0.1:{chosen} (Ctrl-C stops it)")
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     os.execv(args[0], args)  # noqa: S606

@@ -50,6 +50,7 @@ class Window:
     end: date
 
     def __post_init__(self) -> None:
+        """Refuse a window that ends before it starts."""
         if self.end < self.start:
             raise ValueError(f"window end {self.end} is before its start {self.start}")
 
@@ -105,9 +106,7 @@ def prepare_flights(raw: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     cancelled = raw["arr_delay"].isna()
     df = raw.loc[~cancelled].copy()
     sched_hour_utc = pd.to_datetime(df["time_hour"], utc=True)
-    df["sched_dep_utc"] = (sched_hour_utc + pd.to_timedelta(df["minute"], unit="m")).astype(
-        "datetime64[us, UTC]"
-    )
+    df["sched_dep_utc"] = (sched_hour_utc + pd.to_timedelta(df["minute"], unit="m")).astype("datetime64[us, UTC]")
     local = pd.to_datetime(
         {"year": df["year"], "month": df["month"], "day": df["day"], "hour": df["hour"], "minute": df["minute"]}
     )

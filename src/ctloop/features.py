@@ -99,9 +99,7 @@ def route_rates(flights: pd.DataFrame) -> pd.DataFrame:
     return trailing_rates(flights, "route", ROUTE_WINDOWS_D, "route", first, last)
 
 
-def feature_tables(
-    flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame
-) -> dict[str, pd.DataFrame]:
+def feature_tables(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """All offline feature tables of a snapshot, by Feast source name."""
     return {
         "origin_weather": weather_table(weather),

@@ -186,9 +186,7 @@ def historical_features(store: FeatureStore, service_name: str, entity_df: pd.Da
     return joined
 
 
-def online_features(
-    store: FeatureStore, service_name: str, entity_rows: Sequence[dict[str, Any]]
-) -> pd.DataFrame:
+def online_features(store: FeatureStore, service_name: str, entity_rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Online features for request rows (join keys plus request inputs)."""
     service = feature_service(store, service_name)
     response = store.get_online_features(features=service, entity_rows=list(entity_rows))

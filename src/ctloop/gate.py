@@ -67,7 +67,11 @@ def decide(
         f"log_loss {c.log_loss:.4f} <= {gate.max_log_loss}",
         f"log_loss {c.log_loss:.4f} > ceiling {gate.max_log_loss}",
     )
-    check(c.brier <= gate.max_brier, f"brier {c.brier:.4f} <= {gate.max_brier}", f"brier {c.brier:.4f} > ceiling {gate.max_brier}")
+    check(
+        c.brier <= gate.max_brier,
+        f"brier {c.brier:.4f} <= {gate.max_brier}",
+        f"brier {c.brier:.4f} > ceiling {gate.max_brier}",
+    )
     check(
         not _nan(onnx_max_abs_diff) and onnx_max_abs_diff <= ONNX_TOLERANCE,
         f"onnx parity {onnx_max_abs_diff:.1e} <= {ONNX_TOLERANCE:.0e}",
@@ -98,8 +102,7 @@ def decide(
         base = champion.slices.get(name) if champion is not None else None
         if base is not None and not _nan(base.auc) and s.auc < base.auc - gate.max_slice_auc_drop:
             fails.append(
-                f"slice {name} collapsed: auc {s.auc:.4f} vs champion {base.auc:.4f} "
-                f"(drop > {gate.max_slice_auc_drop})"
+                f"slice {name} collapsed: auc {s.auc:.4f} vs champion {base.auc:.4f} (drop > {gate.max_slice_auc_drop})"
             )
     if not any(r.startswith("slice ") for r in fails):
         passes.append(f"no slice collapsed ({len(candidate.slices)} slices)")

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ctloop import data, evaluate as ev, features, gate as gating, schema
+from ctloop import data, features, schema
+from ctloop import evaluate as ev
+from ctloop import gate as gating
 from ctloop import train as core
 from ctloop.config import GateSettings, Settings, TrainParams
 
@@ -118,7 +120,9 @@ def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: s
     return Evaluation(document, ev.roc_points(y, p), ev.confusion(y, p), ev.report_html(document))
 
 
-def champion_scores(settings: Settings, held: pd.DataFrame, feature_names: list[str]) -> tuple[str, ev.EvalResult] | None:
+def champion_scores(
+    settings: Settings, held: pd.DataFrame, feature_names: list[str]
+) -> tuple[str, ev.EvalResult] | None:
     """The current champion's scores on the same rows, if it uses the same features."""
     from ctloop.registry import CHAMPION, Registry
 

@@ -9,6 +9,7 @@ the served model. Registration is idempotent on (pipeline run, data snapshot has
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -63,6 +64,7 @@ class Registry:
     """MLflow tracking and model registry for one environment."""
 
     def __init__(self, settings: Settings) -> None:
+        """Point MLflow at this environment's tracking and registry URI."""
         _quiet_mlflow()
         import mlflow
 
@@ -100,7 +102,7 @@ class Registry:
     def log_evaluation(self, params: dict[str, Any], metrics: dict[str, float], artifacts: dict[str, str]) -> None:
         """Params, metrics and text artifacts on the active run."""
         self._mlflow.log_params(params)
-        self._mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN is not loggable
+        self._mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})  # NaN is not loggable
         for name, text in artifacts.items():
             self._mlflow.log_text(text, name)
 
@@ -110,8 +112,15 @@ class Registry:
         found = self.client.search_model_versions(f"name = '{self.name}' and {query}")
         return self._convert(found[0]) if found else None
 
-    def register(self, model_dir: Path, run_name: str, tags: dict[str, str], params: dict[str, Any],
-                 metrics: dict[str, float], artifacts: dict[str, str]) -> ModelVersion:
+    def register(
+        self,
+        model_dir: Path,
+        run_name: str,
+        tags: dict[str, str],
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        artifacts: dict[str, str],
+    ) -> ModelVersion:
         """Log the run (params, metrics, sklearn + ONNX models) and register the ONNX model.
 
         A second call with the same ``pipeline_run`` and ``data_sha256`` returns the existing
@@ -133,7 +142,10 @@ class Registry:
             self.log_evaluation(params, metrics, artifacts)
             self._mlflow.log_dict(bundle.metadata, "metadata.json")
             self._mlflow.sklearn.log_model(
-                bundle.model, name="sklearn-model", pip_requirements=requirements, serialization_format="skops",
+                bundle.model,
+                name="sklearn-model",
+                pip_requirements=requirements,
+                serialization_format="skops",
                 skops_trusted_types=TRUSTED_SKOPS_TYPES,
             )
             info = self._mlflow.onnx.log_model(

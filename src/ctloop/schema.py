@@ -27,6 +27,7 @@ class DataValidationError(ValueError):
     """A snapshot broke its schema; ``failures`` names each column and rule."""
 
     def __init__(self, table: str, failures: list[Failure]) -> None:
+        """Build the message: one line per failed rule."""
         self.table = table
         self.failures = failures
         lines = [f"{table}: {len(failures)} rule(s) failed"]
@@ -142,7 +143,7 @@ def _failures(cases: pd.DataFrame, table: str) -> list[Failure]:
     column = column.where(column != table, "<table>")
     check = cases["check"].astype(str).where(~missing, "required column present")
     cases = cases.assign(column=column, check=check)
-    for (column, check), group in cases.groupby(["column", "check"], sort=True, dropna=False):
+    for (name, rule), group in cases.groupby(["column", "check"], sort=True, dropna=False):
         samples = tuple(str(v) for v in group["failure_case"].head(MAX_SAMPLES))
-        out.append(Failure(str(column), str(check), len(group), samples))
+        out.append(Failure(str(name), str(rule), len(group), samples))
     return out

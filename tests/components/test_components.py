@@ -54,25 +54,45 @@ def test_validate_passes_a_good_snapshot_and_refuses_a_changed_one(ingested, tmp
 def test_validate_an_empty_window_names_the_rule(ingested, tmp_path):
     """A window with no flights fails validation with the column and the rule."""
     sha, snapshot, _ = ingested
-    with pytest.raises(DataValidationError, match="sched_dep_local.*rows in window 2014-01-01"):
-        validate.python_func(snapshot=snapshot, snapshot_sha256=sha, start="2014-01-01", end="2014-01-31",
-                             report=_artifact(Metrics, tmp_path, "report"))
+    with pytest.raises(DataValidationError, match=r"sched_dep_local.*rows in window 2014-01-01"):
+        validate.python_func(
+            snapshot=snapshot,
+            snapshot_sha256=sha,
+            start="2014-01-01",
+            end="2014-01-31",
+            report=_artifact(Metrics, tmp_path, "report"),
+        )
 
 
 def test_training_train_evaluate_gate_chain(materialized, snapshot, tmp_path):
     """training_set → train → evaluate → gate through the component functions with real Feast."""
     dataset, stats = _artifact(Dataset, tmp_path, "dataset"), _artifact(Metrics, tmp_path, "stats")
-    training_set.python_func(snapshot=Dataset(uri=snapshot.path), snapshot_sha256=snapshot.sha256, start=START,
-                             end=END, settings_json=materialized.to_json(), dataset=dataset, stats=stats)
+    training_set.python_func(
+        snapshot=Dataset(uri=snapshot.path),
+        snapshot_sha256=snapshot.sha256,
+        start=START,
+        end=END,
+        settings_json=materialized.to_json(),
+        dataset=dataset,
+        stats=stats,
+    )
     assert stats.metadata["features"] == 21
     model, fit = _artifact(Model, tmp_path, "model"), _artifact(Metrics, tmp_path, "fit")
     train.python_func(training_set=dataset, end=END, params_json=materialized.train.to_json(), model=model, metrics=fit)
     assert model.metadata["features"] == 21 and fit.metadata["fit_rows"] > 10_000
     metrics, roc = _artifact(Metrics, tmp_path, "metrics"), _artifact(ClassificationMetrics, tmp_path, "roc")
     report, evaluation = _artifact(HTML, tmp_path, "report.html"), _artifact(Artifact, tmp_path, "evaluation")
-    evaluate.python_func(training_set=dataset, model=model, end=END, params_json=materialized.train.to_json(),
-                         settings_json=materialized.to_json(), metrics=metrics, roc=roc, report=report,
-                         evaluation=evaluation)
+    evaluate.python_func(
+        training_set=dataset,
+        model=model,
+        end=END,
+        params_json=materialized.train.to_json(),
+        settings_json=materialized.to_json(),
+        metrics=metrics,
+        roc=roc,
+        report=report,
+        evaluation=evaluation,
+    )
     assert metrics.metadata["candidate_auc"] > metrics.metadata["baseline_auc"]
     assert metrics.metadata["onnx_max_abs_diff"] < 1e-5
     assert roc.metadata["confidenceMetrics"] and "confusionMatrix" in roc.metadata

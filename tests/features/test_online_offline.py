@@ -21,12 +21,30 @@ def test_online_equals_offline_after_materialize(store, materialized):
     service = materialized.features.feature_service
     at = pd.Timestamp(pipeline_steps.local_day_start_utc(pd.Timestamp(END).date() + timedelta(days=1)))
     rows = [
-        {"origin": "JFK", "carrier": "B6", "route": "JFK-BOS", "tailnum": "N503JB",
-         "sched_dep_local": "2013-03-15T23:30:00", "distance": 187.0},
-        {"origin": "EWR", "carrier": "UA", "route": "EWR-ORD", "tailnum": "N14228",
-         "sched_dep_local": "2013-03-15T23:40:00", "distance": 719.0},
-        {"origin": "LGA", "carrier": "DL", "route": "LGA-ATL", "tailnum": "N0NONE",
-         "sched_dep_local": "2013-03-15T23:50:00", "distance": 762.0},
+        {
+            "origin": "JFK",
+            "carrier": "B6",
+            "route": "JFK-BOS",
+            "tailnum": "N503JB",
+            "sched_dep_local": "2013-03-15T23:30:00",
+            "distance": 187.0,
+        },
+        {
+            "origin": "EWR",
+            "carrier": "UA",
+            "route": "EWR-ORD",
+            "tailnum": "N14228",
+            "sched_dep_local": "2013-03-15T23:40:00",
+            "distance": 719.0,
+        },
+        {
+            "origin": "LGA",
+            "carrier": "DL",
+            "route": "LGA-ATL",
+            "tailnum": "N0NONE",
+            "sched_dep_local": "2013-03-15T23:50:00",
+            "distance": 762.0,
+        },
     ]
     entity_df = pd.DataFrame(rows).assign(
         flight_id=[f"f{i}" for i in range(len(rows))], event_timestamp=at.as_unit("us")
@@ -47,9 +65,20 @@ def test_online_equals_offline_after_materialize(store, materialized):
 
 def test_online_store_holds_nothing_after_the_materialized_end(store, materialized):
     """Online weather is the last row materialized: no observation after the window's end leaks in."""
-    online = fs.online_features(store, materialized.features.feature_service,
-                                [{"origin": "JFK", "carrier": "B6", "route": "JFK-BOS", "tailnum": "N503JB",
-                                  "sched_dep_local": "2013-03-20T08:00:00", "distance": 187.0}])
+    online = fs.online_features(
+        store,
+        materialized.features.feature_service,
+        [
+            {
+                "origin": "JFK",
+                "carrier": "B6",
+                "route": "JFK-BOS",
+                "tailnum": "N503JB",
+                "sched_dep_local": "2013-03-20T08:00:00",
+                "distance": 187.0,
+            }
+        ],
+    )
     weather = pd.read_parquet(fs.offline_uri(materialized) + "/origin_weather.parquet")
     end = pd.Timestamp(pipeline_steps.local_day_start_utc(pd.Timestamp(END).date() + timedelta(days=1)))
     last = weather[(weather["origin"] == "JFK") & (weather["event_timestamp"] <= end)].iloc[-1]
@@ -59,9 +88,11 @@ def test_online_store_holds_nothing_after_the_materialized_end(store, materializ
 
 
 def test_cluster_feature_store_yaml_parses_and_its_definitions_apply(tmp_path, materialized, redis_server):
-    """The cluster config (Redis online, registry and offline data on object storage) is valid Feast
-    config, and the definitions apply with it; only the registry location and Redis address are
-    swapped for local ones, because no object store or cluster DNS exists here."""
+    """The cluster config is valid Feast config and its definitions apply with it.
+
+    Redis online, registry and offline data on object storage: only the registry location and
+    the Redis address are swapped for local ones, because no object store or cluster DNS runs here.
+    """
     cluster_yaml = ROOT / "feature_repo" / "cluster" / "feature_store.yaml"
     raw = fs.load_yaml(cluster_yaml)
     config = RepoConfig(repo_path=tmp_path, **raw)
@@ -72,7 +103,9 @@ def test_cluster_feature_store_yaml_parses_and_its_definitions_apply(tmp_path, m
     local["registry"] = {**raw["registry"], "path": str(tmp_path / "registry.db")}
     local["online_store"] = {**raw["online_store"], "connection_string": f"127.0.0.1:{redis_server.port}"}
     cluster_like = materialized.replace(
-        features=materialized.features.__class__(**{**materialized.features.__dict__, "offline_uri": "s3://ctloop-feast/data"})
+        features=materialized.features.__class__(
+            **{**materialized.features.__dict__, "offline_uri": "s3://ctloop-feast/data"}
+        )
     )
     objects = fs.definitions(cluster_like)
     store = fs.open_store(cluster_like, RepoConfig(repo_path=tmp_path, **local))

@@ -20,7 +20,10 @@ def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp("ir") / "pipeline.yaml"
     done = subprocess.run(
         [CTLOOP, "pipeline", "compile", "--output", str(out), "--image-tag", "abc123"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(out.read_text())
@@ -61,9 +64,16 @@ def test_caching_is_off_where_a_step_reads_or_writes_outside_state(compiled):
 def test_compile_defaults_to_the_git_sha(tmp_path):
     """Without --image-tag the image tag is the checkout's commit."""
     out = tmp_path / "p.yaml"
-    done = subprocess.run([CTLOOP, "pipeline", "compile", "--output", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [CTLOOP, "pipeline", "compile", "--output", str(out)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as the CLI finds it
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     images = {e["container"]["image"] for e in yaml.safe_load(out.read_text())["deploymentSpec"]["executors"].values()}
     assert images == {f"ghcr.io/ctloop/platform:{sha or 'unknown'}"}

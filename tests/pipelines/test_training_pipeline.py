@@ -28,8 +28,14 @@ def weak(base_settings):
     """A deliberately weak but acceptable model: few shallow trees, loose floors."""
     return base_settings.replace(
         train=replace(base_settings.train, max_iter=4, max_leaf_nodes=4, learning_rate=0.05),
-        gate=replace(base_settings.gate, min_auc=0.55, max_log_loss=0.7, max_brier=0.25, min_slice_auc=0.3,
-                     max_slice_auc_drop=1.0),
+        gate=replace(
+            base_settings.gate,
+            min_auc=0.55,
+            max_log_loss=0.7,
+            max_brier=0.25,
+            min_slice_auc=0.3,
+            max_slice_auc_drop=1.0,
+        ),
     )
 
 
@@ -109,8 +115,10 @@ def _corrupt_source(tmp_path: Path, column: str, value: object) -> Path:
 def test_bad_data_fails_validation_naming_column_and_rule_and_registers_nothing(tmp_path, redis_server):
     """An out-of-range arrival delay stops the run at `validate`; the message names column and rule."""
     settings = make_settings(tmp_path / "data", redis_server.port)
-    settings = settings.replace(paths=replace(settings.paths, source_dir=str(_corrupt_source(tmp_path, "arr_delay", 9999))))
-    with pytest.raises(local.PipelineFailed) as failed:
+    settings = settings.replace(
+        paths=replace(settings.paths, source_dir=str(_corrupt_source(tmp_path, "arr_delay", 9999)))
+    )
+    with pytest.raises(local.PipelineStepError) as failed:
         local.run(settings, START, END)
     assert failed.value.task == "validate"
     assert "arr_delay" in failed.value.detail and "in_range" in failed.value.detail
