@@ -15,6 +15,7 @@ from components.train import train
 from components.training_set import training_set
 from components.validate import validate
 from ctloop.config import Settings
+from pipelines.local import TASK_ENV
 
 PIPELINE_NAME = "flight-delay-training"
 
@@ -81,5 +82,9 @@ def build(settings: Settings, git_sha: str = "unknown", pipeline_version: str = 
                 promote=promote,
             ).set_display_name("register in MLflow")
             registered.set_caching_options(False)  # writes the registry
+
+        for task in (ingested, checked, loaded, built, fitted, scored, decided, registered):
+            for name, value in TASK_ENV.items():
+                task.set_env_variable(name, value)
 
     return flight_delay_training

@@ -92,11 +92,16 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class GateSettings:
-    """Promotion gate: absolute floors, tolerance against the champion, slice rules."""
+    """Promotion gate: absolute floors, tolerance against the champion, slice rules.
+
+    Log-loss and Brier floors are skill scores, ``1 - score / no-skill score`` where no skill
+    predicts the evaluation window's base rate: a fixed ceiling would punish a stormy month
+    (Dec 2013: 32 % late) for its base rate rather than the model for its errors.
+    """
 
     min_auc: float = 0.65
-    max_log_loss: float = 0.55
-    max_brier: float = 0.18
+    min_log_loss_skill: float = 0.02
+    min_brier_skill: float = 0.02
     max_auc_drop: float = 0.005
     max_brier_increase: float = 0.002
     min_slice_rows: int = 300

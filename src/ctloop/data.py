@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 DELAY_THRESHOLD_MIN = 15
@@ -110,7 +111,8 @@ def prepare_flights(raw: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     local = pd.to_datetime(
         {"year": df["year"], "month": df["month"], "day": df["day"], "hour": df["hour"], "minute": df["minute"]}
     )
-    df["sched_dep_local"] = local.dt.strftime("%Y-%m-%dT%H:%M:%S").astype("string")
+    # numpy formats ISO strings ~50x faster than Series.dt.strftime
+    df["sched_dep_local"] = pd.array(np.datetime_as_string(local.to_numpy().astype("datetime64[s]")), dtype="string")
     df["dep_date"] = local.dt.date
     df["route"] = (df["origin"] + "-" + df["dest"]).astype("string")
     df["tailnum"] = df["tailnum"].astype("string")

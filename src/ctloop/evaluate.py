@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 
-from ctloop.train import LABEL, SLICE_COLUMNS
+LABEL = "delayed"
+SLICE_COLUMNS = ("carrier", "origin")
 
 NAN = float("nan")
 
@@ -50,6 +50,8 @@ class EvalResult:
 
 def score(y: np.ndarray, p: np.ndarray) -> Scores:
     """AUC, log-loss and Brier; NaN when the rows hold one class or predictions are not finite."""
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
     y = np.asarray(y, dtype=np.int64)
     p = np.asarray(p, dtype=np.float64)
     rows = len(y)
@@ -76,6 +78,8 @@ def evaluate(frame: pd.DataFrame, p: np.ndarray, slice_columns: tuple[str, ...] 
 
 def roc_points(y: np.ndarray, p: np.ndarray, max_points: int = 200) -> tuple[list[float], list[float], list[float]]:
     """A thinned ROC curve (false-positive rate, true-positive rate, threshold) for KFP's UI."""
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, thr = roc_curve(y, p)
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(max_points, len(fpr))).astype(int))
     thresholds = np.clip(thr[keep], 0.0, 1.0)  # roc_curve's first threshold is +inf

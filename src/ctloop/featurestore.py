@@ -17,7 +17,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -175,15 +177,37 @@ def historical_features(store: FeatureStore, service_name: str, entity_df: pd.Da
     if entity_df["flight_id"].duplicated().any():
         raise FeatureStoreError("entity rows must have unique flight_id")
     service = feature_service(store, service_name)
-    job = store.get_historical_features(entity_df=entity_df, features=service)
-    result = job.to_df()
-    names = feature_names(store, service_name)
-    joined = entity_df.loc[:, ["flight_id"]].merge(
-        result.loc[:, ["flight_id", *names]], on="flight_id", how="left", validate="one_to_one"
-    )
-    if len(joined) != len(entity_df):
-        raise FeatureStoreError(f"historical retrieval returned {len(joined)} rows for {len(entity_df)}")
-    return joined
+    on_demand = {v.name: v for v in store.list_on_demand_feature_views()}
+    refs = [
+        f"{p.name}:{f.name}" for p in service.feature_view_projections if p.name not in on_demand for f in p.features
+    ]
+    # Feast hands an on-demand view's UDF every retrieved column as Python lists (to_pydict):
+    # 4-5 s for a year of flights. The views are retrieved point-in-time here, and each
+    # on-demand view's own registered UDF runs on its request inputs only (same code, ~0.5 s).
+    rows = entity_df.assign(_row=np.arange(len(entity_df), dtype=np.int64))
+    result = store.get_historical_features(entity_df=rows, features=refs).to_df()
+    result = result.set_index("_row").reindex(np.arange(len(entity_df)))
+    if result.index.isna().any() or len(result) != len(entity_df):
+        raise FeatureStoreError(f"historical retrieval returned {len(result)} rows for {len(entity_df)}")
+    out = pd.DataFrame({"flight_id": entity_df["flight_id"].to_numpy()})
+    for projection in service.feature_view_projections:
+        names = [f.name for f in projection.features]
+        if projection.name in on_demand:
+            computed = _on_demand(on_demand[projection.name], entity_df)
+            for name in names:
+                out[name] = computed[name]
+        else:
+            for name in names:
+                out[name] = result[name].to_numpy()
+    return out
+
+
+def _on_demand(view: Any, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Run an on-demand view's registered transformation over its request inputs."""
+    inputs = [field.name for source in view.source_request_sources.values() for field in source.schema]
+    table = pa.Table.from_pandas(entity_df.loc[:, inputs], preserve_index=False)
+    result: pd.DataFrame = view.feature_transformation.transform_arrow(table, view.features).to_pandas()
+    return result
 
 
 def online_features(store: FeatureStore, service_name: str, entity_rows: Sequence[dict[str, Any]]) -> pd.DataFrame:

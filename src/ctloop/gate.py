@@ -37,6 +37,15 @@ class Decision:
         return {"verdict": self.verdict, **asdict(self)}
 
 
+def skill(log_loss: float, brier: float, positive_rate: float) -> tuple[float, float]:
+    """Log-loss and Brier skill against always predicting ``positive_rate`` (NaN if undefined)."""
+    r = positive_rate
+    if not 0 < r < 1:
+        return math.nan, math.nan
+    ll_ref = -(r * math.log(r) + (1 - r) * math.log(1 - r))
+    return 1 - log_loss / ll_ref, 1 - brier / (r * (1 - r))
+
+
 def _nan(value: float) -> bool:
     return value is None or math.isnan(value)
 
@@ -62,15 +71,16 @@ def decide(
         return Decision(False, fails, passes)
 
     check(c.auc >= gate.min_auc, f"auc {c.auc:.4f} >= floor {gate.min_auc}", f"auc {c.auc:.4f} < floor {gate.min_auc}")
+    ll_skill, brier_skill = skill(c.log_loss, c.brier, c.positive_rate)
     check(
-        c.log_loss <= gate.max_log_loss,
-        f"log_loss {c.log_loss:.4f} <= {gate.max_log_loss}",
-        f"log_loss {c.log_loss:.4f} > ceiling {gate.max_log_loss}",
+        ll_skill >= gate.min_log_loss_skill,
+        f"log_loss {c.log_loss:.4f}: skill {ll_skill:.3f} >= {gate.min_log_loss_skill}",
+        f"log_loss {c.log_loss:.4f}: skill {ll_skill:.3f} < floor {gate.min_log_loss_skill}",
     )
     check(
-        c.brier <= gate.max_brier,
-        f"brier {c.brier:.4f} <= {gate.max_brier}",
-        f"brier {c.brier:.4f} > ceiling {gate.max_brier}",
+        brier_skill >= gate.min_brier_skill,
+        f"brier {c.brier:.4f}: skill {brier_skill:.3f} >= {gate.min_brier_skill}",
+        f"brier {c.brier:.4f}: skill {brier_skill:.3f} < floor {gate.min_brier_skill}",
     )
     check(
         not _nan(onnx_max_abs_diff) and onnx_max_abs_diff <= ONNX_TOLERANCE,

@@ -11,16 +11,20 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-from ctloop import data, features, schema
-from ctloop import evaluate as ev
-from ctloop import gate as gating
-from ctloop import train as core
+from ctloop import data
 from ctloop.config import GateSettings, Settings, TrainParams
+
+if TYPE_CHECKING:
+    from ctloop import evaluate as ev
+    from ctloop import gate as gating
+    from ctloop import train as core
+
+# Each step imports what it needs inside: a KFP task is its own process, and the gate step
+# should not pay for scikit-learn, pandera or Feast imports it never uses.
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,8 @@ def local_day_start_utc(day: date) -> datetime:
 
 def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict[str, int]:
     """Check the snapshot's integrity and schema; return row counts."""
+    from ctloop import schema
+
     actual = data.snapshot_sha256(snapshot)
     if actual != expected_sha256:
         raise SnapshotIntegrityError(f"snapshot {snapshot} changed since ingest: sha256 {actual} != {expected_sha256}")
@@ -49,6 +55,7 @@ def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict
 
 def materialize(settings: Settings, snapshot: Path, start: str, end: str) -> dict[str, int]:
     """Write the offline feature tables, apply the definitions, load the online store to ``end``."""
+    from ctloop import features
     from ctloop import featurestore as fs
 
     window = data.Window.parse(start, end)
@@ -63,7 +70,9 @@ def materialize(settings: Settings, snapshot: Path, start: str, end: str) -> dic
 
 def training_set(settings: Settings, snapshot: Path, start: str, end: str) -> core.TrainingSet:
     """Point-in-time features for the window's flights, with labels."""
+    from ctloop import features
     from ctloop import featurestore as fs
+    from ctloop import train as core
 
     flights, _, _ = data.read_snapshot(snapshot)
     rows = data.training_rows(flights, data.Window.parse(start, end))
@@ -95,6 +104,12 @@ class Evaluation:
 
 def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: str, params_json: str) -> Evaluation:
     """Score candidate, champion (same window, same features) and baseline."""
+    import numpy as np
+
+    from ctloop import evaluate as ev
+    from ctloop import features
+    from ctloop import train as core
+
     params = TrainParams.from_json(params_json)
     ts = core.TrainingSet.load(training_set_dir)
     fit, held = core.split(ts, date.fromisoformat(end), params.eval_days)
@@ -116,7 +131,7 @@ def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: s
     champion = champion_scores(settings, held, bundle.feature_names)
     if champion is not None:
         document["champion_version"], document["champion"] = champion[0], champion[1].to_dict()
-    y = held[core.LABEL].to_numpy()
+    y = held[ev.LABEL].to_numpy()
     return Evaluation(document, ev.roc_points(y, p), ev.confusion(y, p), ev.report_html(document))
 
 
@@ -124,6 +139,9 @@ def champion_scores(
     settings: Settings, held: pd.DataFrame, feature_names: list[str]
 ) -> tuple[str, ev.EvalResult] | None:
     """The current champion's scores on the same rows, if it uses the same features."""
+    from ctloop import evaluate as ev
+    from ctloop import features
+    from ctloop import train as core
     from ctloop.registry import CHAMPION, Registry
 
     registry = Registry(settings)
@@ -141,6 +159,9 @@ def champion_scores(
 
 def gate(document: dict[str, Any], settings: GateSettings) -> gating.Decision:
     """The gate's decision on an evaluation document."""
+    from ctloop import evaluate as ev
+    from ctloop import gate as gating
+
     champion = ev.EvalResult.from_dict(document["champion"]) if document.get("champion") else None
     return gating.decide(
         ev.EvalResult.from_dict(document["candidate"]), champion, settings, float(document["onnx_max_abs_diff"])
@@ -151,6 +172,8 @@ def register(
     settings: Settings, model_dir: Path, document: dict[str, Any], lineage: dict[str, str], promote: bool
 ) -> str:
     """Register the model as ``challenger``; promote it to ``champion`` when asked."""
+    from ctloop import evaluate as ev
+    from ctloop import train as core
     from ctloop.registry import CHALLENGER, Registry
 
     registry = Registry(settings)

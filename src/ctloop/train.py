@@ -24,14 +24,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from ctloop.config import TrainParams
+from ctloop.evaluate import LABEL
 from ctloop.features import as_float_matrix
 
-LABEL = "delayed"
 MODEL_FILE = "model.skops"
 ONNX_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
 REFERENCE_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-SLICE_COLUMNS = ("carrier", "origin")
 TRUSTED_SKOPS_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 """Reviewed: the only non-default type an HGB model holds; our own pipeline wrote the file."""
 

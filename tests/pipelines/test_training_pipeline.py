@@ -31,8 +31,8 @@ def weak(base_settings):
         gate=replace(
             base_settings.gate,
             min_auc=0.55,
-            max_log_loss=0.7,
-            max_brier=0.25,
+            min_log_loss_skill=0.0,
+            min_brier_skill=0.0,
             min_slice_auc=0.3,
             max_slice_auc_drop=1.0,
         ),

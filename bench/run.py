@@ -1,0 +1,142 @@
+"""``make bench``: each figure next to its baseline measured in the same run, with the ratio.
+
+Scenario ``pipeline_full_year``: the whole of 2013 (336,776 flights) ingest → register, once
+through ``kfp.local`` (each step its own process, as on a cluster) and once as the same step
+functions called directly in one process (the baseline). Results go to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ctloop import data, pipeline_steps, services
+from ctloop.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+START, END = "2013-01-01", "2013-12-31"
+GOAL_S, LIMIT_S, OVERHEAD_GOAL = 30.0, 60.0, 1.5
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _settings(data_dir: Path, port: int) -> Settings:
+    base = Settings.load(ROOT / "config" / "local.toml")
+    return base.replace(paths=replace(base.paths, data_dir=str(data_dir)), services=replace(base.services, redis_port=port))
+
+
+def direct(settings: Settings) -> dict[str, float]:
+    """The pipeline's steps called in one process; seconds per step."""
+    times: dict[str, float] = {}
+    lineage = {"git_sha": "bench", "pipeline_version": "bench", "pipeline_run": "bench-direct", "window": f"{START}..{END}"}
+
+    def step(name: str, func, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        began = time.perf_counter()
+        out = func(*args, **kwargs)
+        times[name] = time.perf_counter() - began
+        return out
+
+    work = settings.data_dir / "direct"
+    result = step("ingest", data.ingest, data.Window.parse(START, END), settings.features.history_days, work / "snapshot")
+    step("validate", pipeline_steps.validate, Path(result.path), result.sha256, START, END)
+    step("materialize", pipeline_steps.materialize, settings, Path(result.path), START, END)
+    ts = step("training-set", pipeline_steps.training_set, settings, Path(result.path), START, END)
+    ts.save(work / "training_set")
+    from ctloop import train as core  # noqa: PLC0415 - timed with the step below
+
+    bundle, _ = step("train", core.train, ts, data.Window.parse(START, END).end, settings.train)
+    bundle.save(work / "model")
+    evaluation = step(
+        "evaluate", pipeline_steps.evaluate, settings, work / "training_set", work / "model", END, settings.train.to_json()
+    )
+    decision = step("gate", pipeline_steps.gate, evaluation.document, settings.gate)
+    if decision.blessed:
+        step("register", pipeline_steps.register, settings, work / "model", evaluation.document,
+             {**lineage, "data_sha256": result.sha256}, True)
+    return times
+
+
+def pipeline(settings: Settings) -> tuple[float, dict[str, float]]:
+    """The same window through kfp.local; total seconds and seconds per task (from its log)."""
+    from pipelines import local  # noqa: PLC0415
+
+    marks: dict[str, float] = {}
+    per_task: dict[str, float] = {}
+
+    def on_event(task: str, event: str) -> None:
+        now = time.perf_counter()
+        if event == "started":
+            marks[task] = now
+        else:
+            per_task[task] = now - marks.get(task, now)
+
+    run = local.run(settings, START, END, git_sha="bench", callback=on_event)
+    return run.seconds, per_task
+
+
+def main() -> None:
+    """Run the scenarios, print the table, write the JSON."""
+    if not sys.flags.optimize:
+        # the pipeline's tasks run with PYTHONOPTIMIZE=1; the direct baseline runs the same way
+        os.execv(sys.executable, [sys.executable, "-O", "-m", "bench.run", *sys.argv[1:]])  # noqa: S606
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data directories")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="ctloop-bench-"))
+    port = _free_port()
+    redis = services.start_redis(port, tmp / "redis")
+    try:
+        steps = direct(_settings(tmp / "direct", port))
+        total_direct = sum(steps.values())
+        total_pipeline, tasks = pipeline(_settings(tmp / "pipeline", port))
+    finally:
+        redis.stop()
+    ratio = total_pipeline / total_direct
+    rows = [
+        ("full year ingest → register, kfp.local (s)", total_pipeline, total_direct, ratio),
+    ]
+    print(f"\n{'figure':48} {'value':>9} {'baseline':>9} {'ratio':>7}")
+    for name, value, base, r in rows:
+        print(f"{name:48} {value:9.1f} {base:9.1f} {r:7.2f}")
+    print(f"  goal ≤ {GOAL_S:.0f} s (limit {LIMIT_S:.0f} s), orchestration overhead ≤ {OVERHEAD_GOAL}×")
+    print(f"\n{'step':16} {'kfp.local (s)':>14} {'direct (s)':>11}")
+    for name in steps.keys() | tasks.keys():
+        print(f"{name:16} {tasks.get(name, float('nan')):14.1f} {steps.get(name, float('nan')):11.1f}")
+    out = {
+        "scenario": "pipeline_full_year",
+        "window": f"{START}..{END}",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "kfp_local_s": round(total_pipeline, 2),
+        "direct_s": round(total_direct, 2),
+        "ratio": round(ratio, 3),
+        "goal_s": GOAL_S,
+        "limit_s": LIMIT_S,
+        "overhead_goal": OVERHEAD_GOAL,
+        "steps_direct_s": {k: round(v, 2) for k, v in steps.items()},
+        "steps_kfp_local_s": {k: round(v, 2) for k, v in tasks.items()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (RESULTS / "pipeline_full_year.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {RESULTS / 'pipeline_full_year.json'}")
+    if not args.keep:
+        import shutil  # noqa: PLC0415
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
