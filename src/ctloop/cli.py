@@ -161,7 +161,7 @@ def summary_table(settings: Settings, run: Any) -> Table:
     version = run.output("register")
     table = Table(title=f"flight-delay-training ({run.job_name})", show_header=False)
     table.add_column("what", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     table.add_row("window", str(ingest.get("window", "—")))
     table.add_row("data snapshot sha256", str(ingest.get("sha256", "—")))
     table.add_row("flights (window)", _fmt(int(ingest["rows"]) if "rows" in ingest else None))
@@ -244,7 +244,7 @@ def models(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     ):
         table.add_column(column)
     for v in versions:
-        created = datetime.fromtimestamp(v.created_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+        created = datetime.fromtimestamp(v.created_ms / 1000, tz=UTC).strftime("%m-%d %H:%M")
         table.add_row(
             v.version,
             ", ".join(v.aliases) or "—",

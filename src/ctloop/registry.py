@@ -8,6 +8,7 @@ the served model. Registration is idempotent on (pipeline run, data snapshot has
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -202,14 +203,19 @@ class Registry:
         return previous
 
     def versions(self) -> list[ModelVersion]:
-        """All versions, newest first."""
+        """All versions with their aliases, newest first."""
         from mlflow.exceptions import MlflowException
 
         try:
             found = self.client.search_model_versions(f"name = '{self.name}'")
+            aliases = self.client.get_registered_model(self.name).aliases or {}
         except MlflowException:
             return []
-        return sorted((self._convert(v) for v in found), key=lambda v: int(v.version), reverse=True)
+        by_version: dict[str, list[str]] = {}
+        for alias, version in sorted(aliases.items()):
+            by_version.setdefault(str(version), []).append(alias)
+        out = [dataclasses.replace(self._convert(v), aliases=tuple(by_version.get(str(v.version), ()))) for v in found]
+        return sorted(out, key=lambda v: int(v.version), reverse=True)
 
     def download_serving(self, version: str, dest: Path | None = None) -> Path:
         """Download a version's serving folder (``model.onnx`` + ``metadata.json``)."""

@@ -95,6 +95,10 @@ def test_worse_model_is_refused_and_champion_stays(first_run, weak):
     assert any("worse than champion" in reason for reason in decision["reasons"]), decision
     assert registry.by_alias(CHAMPION) == champion
     assert len(registry.versions()) == count
+    listed = {v.version: v.aliases for v in registry.versions()}  # what `ctloop models` shows
+    assert CHAMPION in listed[champion.version] and all(
+        CHAMPION not in a for k, a in listed.items() if k != champion.version
+    )
 
 
 def _corrupt_source(tmp_path: Path, column: str, value: object) -> Path:
