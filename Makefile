@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-packages lock run test check lint typecheck bench clean
+.PHONY: help setup system-packages lock run test check lint typecheck validate-pipeline bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -62,7 +62,10 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-check: lint typecheck ## ruff, mypy and the static validators
+validate-pipeline: setup ## compile the pipeline to KFP IR (fails on a wiring or typing error)
+	$(BIN)/ctloop pipeline compile --output data/ci/pipeline.yaml --image-tag check >/dev/null
+
+check: lint typecheck validate-pipeline ## ruff, mypy and the static validators
 
 bench: setup ## benchmarks: each figure next to its baseline, written to bench/results/
 	$(BIN)/python -m bench.run

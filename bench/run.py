@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import sys
 import tempfile
 import time
@@ -27,21 +26,22 @@ START, END = "2013-01-01", "2013-12-31"
 GOAL_S, LIMIT_S, OVERHEAD_GOAL = 30.0, 60.0, 1.5
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _settings(data_dir: Path, port: int) -> Settings:
     base = Settings.load(ROOT / "config" / "local.toml")
-    return base.replace(paths=replace(base.paths, data_dir=str(data_dir)), services=replace(base.services, redis_port=port))
+    return base.replace(
+        paths=replace(base.paths, data_dir=str(data_dir)), services=replace(base.services, redis_port=port)
+    )
 
 
 def direct(settings: Settings) -> dict[str, float]:
     """The pipeline's steps called in one process; seconds per step."""
     times: dict[str, float] = {}
-    lineage = {"git_sha": "bench", "pipeline_version": "bench", "pipeline_run": "bench-direct", "window": f"{START}..{END}"}
+    lineage = {
+        "git_sha": "bench",
+        "pipeline_version": "bench",
+        "pipeline_run": "bench-direct",
+        "window": f"{START}..{END}",
+    }
 
     def step(name: str, func, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         began = time.perf_counter()
@@ -50,28 +50,43 @@ def direct(settings: Settings) -> dict[str, float]:
         return out
 
     work = settings.data_dir / "direct"
-    result = step("ingest", data.ingest, data.Window.parse(START, END), settings.features.history_days, work / "snapshot")
+    result = step(
+        "ingest", data.ingest, data.Window.parse(START, END), settings.features.history_days, work / "snapshot"
+    )
     step("validate", pipeline_steps.validate, Path(result.path), result.sha256, START, END)
     step("materialize", pipeline_steps.materialize, settings, Path(result.path), START, END)
     ts = step("training-set", pipeline_steps.training_set, settings, Path(result.path), START, END)
     ts.save(work / "training_set")
-    from ctloop import train as core  # noqa: PLC0415 - timed with the step below
+    from ctloop import train as core
 
     bundle, _ = step("train", core.train, ts, data.Window.parse(START, END).end, settings.train)
     bundle.save(work / "model")
     evaluation = step(
-        "evaluate", pipeline_steps.evaluate, settings, work / "training_set", work / "model", END, settings.train.to_json()
+        "evaluate",
+        pipeline_steps.evaluate,
+        settings,
+        work / "training_set",
+        work / "model",
+        END,
+        settings.train.to_json(),
     )
     decision = step("gate", pipeline_steps.gate, evaluation.document, settings.gate)
     if decision.blessed:
-        step("register", pipeline_steps.register, settings, work / "model", evaluation.document,
-             {**lineage, "data_sha256": result.sha256}, True)
+        step(
+            "register",
+            pipeline_steps.register,
+            settings,
+            work / "model",
+            evaluation.document,
+            {**lineage, "data_sha256": result.sha256},
+            True,
+        )
     return times
 
 
 def pipeline(settings: Settings) -> tuple[float, dict[str, float]]:
     """The same window through kfp.local; total seconds and seconds per task (from its log)."""
-    from pipelines import local  # noqa: PLC0415
+    from pipelines import local
 
     marks: dict[str, float] = {}
     per_task: dict[str, float] = {}
@@ -97,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="ctloop-bench-"))
-    port = _free_port()
+    port = services.free_port()
     redis = services.start_redis(port, tmp / "redis")
     try:
         steps = direct(_settings(tmp / "direct", port))
@@ -133,7 +148,7 @@ def main() -> None:
     (RESULTS / "pipeline_full_year.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwrote {RESULTS / 'pipeline_full_year.json'}")
     if not args.keep:
-        import shutil  # noqa: PLC0415
+        import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
 

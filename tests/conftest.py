@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,13 +18,6 @@ EVAL_DAYS = 14
 HISTORY_DAYS = 14
 
 
-def free_port() -> int:
-    """An unused loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def make_settings(data_dir: Path, redis_port: int) -> Settings:
     """Test settings: the project's local config with a temp data dir, own Redis port, small window."""
     base = Settings.load(ROOT / "config" / "local.toml")
@@ -40,7 +32,7 @@ def make_settings(data_dir: Path, redis_port: int) -> Settings:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Redis]:
     """A real redis-server on a free loopback port for the whole session."""
-    redis = services.start_redis(free_port(), tmp_path_factory.mktemp("redis"))
+    redis = services.start_redis(services.free_port(), tmp_path_factory.mktemp("redis"))
     yield redis
     redis.stop()
 

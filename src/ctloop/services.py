@@ -23,6 +23,13 @@ class ServiceError(RuntimeError):
     """A local service cannot be started or did not become ready."""
 
 
+def free_port() -> int:
+    """An unused loopback port (for services started by tests and benchmarks)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.2) -> bool:
     """True when something accepts TCP connections on ``host:port``."""
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
