@@ -138,10 +138,12 @@ def validate_snapshot(
 def _failures(cases: pd.DataFrame, table: str) -> list[Failure]:
     out: list[Failure] = []
     column = cases["column"].fillna(table).astype(str)
-    missing = cases["check"].astype(str) == "column_in_dataframe"
-    column = column.where(~missing, cases["failure_case"].astype(str))
+    # table-level column checks name the column in failure_case: report it as the column
+    rename = {"column_in_dataframe": "required column present", "column_in_schema": "column_in_schema (unexpected)"}
+    about_column = cases["check"].astype(str).isin(list(rename))
+    column = column.where(~about_column, cases["failure_case"].astype(str))
     column = column.where(column != table, "<table>")
-    check = cases["check"].astype(str).where(~missing, "required column present")
+    check = cases["check"].astype(str).replace(rename)
     cases = cases.assign(column=column, check=check)
     for (name, rule), group in cases.groupby(["column", "check"], sort=True, dropna=False):
         samples = tuple(str(v) for v in group["failure_case"].head(MAX_SAMPLES))
