@@ -184,7 +184,12 @@ def historical_features(store: FeatureStore, service_name: str, entity_df: pd.Da
     # Feast hands an on-demand view's UDF every retrieved column as Python lists (to_pydict):
     # 4-5 s for a year of flights. The views are retrieved point-in-time here, and each
     # on-demand view's own registered UDF runs on its request inputs only (same code, ~0.5 s).
-    rows = entity_df.assign(_row=np.arange(len(entity_df), dtype=np.int64))
+    # only join keys and the timestamp travel through the offline joins (plus a row number)
+    views = {v.name: v for v in store.list_feature_views()}
+    keys = sorted(
+        {c.name for p in service.feature_view_projections if p.name in views for c in views[p.name].entity_columns}
+    )
+    rows = entity_df.loc[:, [*keys, "event_timestamp"]].assign(_row=np.arange(len(entity_df), dtype=np.int64))
     result = store.get_historical_features(entity_df=rows, features=refs).to_df()
     result = result.set_index("_row").reindex(np.arange(len(entity_df)))
     if result.index.isna().any() or len(result) != len(entity_df):
