@@ -177,12 +177,12 @@ def register(
     from ctloop.registry import CHALLENGER, Registry
 
     registry = Registry(settings)
-    bundle = core.ModelBundle.load(model_dir)
+    meta = json.loads((model_dir / core.METADATA_FILE).read_text())  # the registry loads the model itself
     tags = {**lineage, "feature_service": settings.features.feature_service}
     metrics = {f"eval_{k}": v for k, v in document["candidate"]["overall"].items()}
     metrics.update({f"baseline_{k}": v for k, v in document["baseline"]["overall"].items()})
     metrics["onnx_max_abs_diff"] = document["onnx_max_abs_diff"]
-    params = {**bundle.metadata["params"], "fit_rows": bundle.metadata["fit_rows"]}
+    params = {**meta["params"], "fit_rows": meta["fit_rows"]}
     artifacts = {"evaluation.json": json.dumps(document, indent=2), "evaluation.html": ev.report_html(document)}
     version = registry.register(model_dir, f"train-{lineage.get('window', '')}", tags, params, metrics, artifacts)
     registry.set_alias(CHALLENGER, version.version)
