@@ -113,10 +113,11 @@ def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: s
     params = TrainParams.from_json(params_json)
     ts = core.TrainingSet.load(training_set_dir)
     fit, held = core.split(ts, date.fromisoformat(end), params.eval_days)
-    bundle = core.ModelBundle.load(model_dir)
-    matrix = features.as_float_matrix(held, bundle.feature_names)
-    p = core.predict(bundle.model, held, bundle.feature_names)
-    onnx_diff = float(np.max(np.abs(core.onnx_predict(bundle.onnx, matrix) - p)))
+    # the candidate is scored as it will be served: its ONNX export (parity was checked in train)
+    meta = json.loads((model_dir / core.METADATA_FILE).read_text())
+    names = list(meta["feature_names"])
+    p = core.onnx_predict(model_dir / core.ONNX_FILE, features.as_float_matrix(held, names))
+    onnx_diff = float(meta["onnx_max_abs_diff"])
     candidate = ev.evaluate(held, p)
     baseline = core.fit_baseline(fit, params.seed)
     p_base = np.asarray(baseline.predict_proba(core.baseline_features(held))[:, 1], dtype=np.float64)
@@ -128,7 +129,7 @@ def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: s
         "champion": None,
         "champion_version": None,
     }
-    champion = champion_scores(settings, held, bundle.feature_names)
+    champion = champion_scores(settings, held, names)
     if champion is not None:
         document["champion_version"], document["champion"] = champion[0], champion[1].to_dict()
     y = held[ev.LABEL].to_numpy()

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -165,6 +164,8 @@ class ModelBundle:
     def save(self, folder: Path) -> None:
         """Write the sklearn model (skops), ONNX and ``metadata.json``."""
         folder.mkdir(parents=True, exist_ok=True)
+        import skops.io as sio  # ~1.2 s to import (it walks scikit-learn): only where a model is saved
+
         sio.dump(self.model, folder / MODEL_FILE)
         (folder / ONNX_FILE).write_bytes(self.onnx)
         (folder / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, sort_keys=True))
@@ -172,6 +173,8 @@ class ModelBundle:
     @classmethod
     def load(cls, folder: Path) -> ModelBundle:
         """Read a model folder back."""
+        import skops.io as sio
+
         unexpected = sorted(set(sio.get_untrusted_types(file=folder / MODEL_FILE)) - set(TRUSTED_SKOPS_TYPES))
         if unexpected:
             raise TrainingError(f"refusing to load untrusted types from {folder}: {unexpected}")
@@ -187,9 +190,11 @@ class ModelBundle:
 
 def train(ts: TrainingSet, end: date, params: TrainParams) -> tuple[ModelBundle, dict[str, float]]:
     """Fit on the fit split and export; return the bundle and training metrics."""
-    fit, _ = split(ts, end, params.eval_days)
+    fit, held = split(ts, end, params.eval_days)
     model = fit_model(fit, ts.feature_names, params)
     onnx_bytes = to_onnx(model, len(ts.feature_names))
+    held_matrix = as_float_matrix(held, ts.feature_names)
+    parity = float(np.max(np.abs(onnx_predict(onnx_bytes, held_matrix) - predict(model, held, ts.feature_names))))
     metadata = {
         "feature_names": ts.feature_names,
         "params": asdict(params),
@@ -198,6 +203,7 @@ def train(ts: TrainingSet, end: date, params: TrainParams) -> tuple[ModelBundle,
         "fit_end": str(fit["sched_dep_local"].max())[:10],
         "positive_rate": float(fit[LABEL].mean()),
         "reference_quantiles": reference_quantiles(fit, ts.feature_names),
+        "onnx_max_abs_diff": parity,  # ONNX vs scikit-learn on the evaluation rows
     }
     metrics = {"fit_rows": float(len(fit)), "fit_positive_rate": float(fit[LABEL].mean())}
     return ModelBundle(model, onnx_bytes, metadata), metrics
