@@ -271,6 +271,20 @@ def promote(version: str, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
 
 @app.command()
 @friendly
+def deploy(
+    alias: Annotated[str, typer.Option(help="Registry alias to serve.")] = "champion",
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Resolve ALIAS to a version and switch the local serving folder to it (atomically)."""
+    from ctloop.deploy import deploy_alias
+
+    done = deploy_alias(load_settings(config), alias)
+    state = "switched to" if done.switched else "already at"
+    console.print(f"serving {state} v{done.version} ({alias}): {done.path}")
+
+
+@app.command()
+@friendly
 def ui(
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
     config: ConfigOption = Path(DEFAULT_CONFIG),

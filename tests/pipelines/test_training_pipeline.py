@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from ctloop import data
+from ctloop.deploy import deploy_alias, serving_dir
 from ctloop.registry import CHALLENGER, CHAMPION, Registry
 from pipelines import local
 from tests.conftest import END, START, make_settings
@@ -99,6 +101,21 @@ def test_worse_model_is_refused_and_champion_stays(first_run, weak):
     assert CHAMPION in listed[champion.version] and all(
         CHAMPION not in a for k, a in listed.items() if k != champion.version
     )
+
+
+def test_deploy_exports_the_champion_for_serving(first_run, weak):
+    """`ctloop deploy` resolves champion to a version and points serving's `current` at its files."""
+    deployed = deploy_alias(weak)
+    champion = Registry(weak).by_alias(CHAMPION)
+    assert deployed.version == champion.version
+    current = serving_dir(weak) / "current"
+    card = json.loads((current / "model.json").read_text())
+    assert card["version"] == champion.version and card["alias"] == CHAMPION
+    assert card["feature_service"] == "flight_delay_v1"
+    assert (current / "model.onnx").stat().st_size > 0
+    meta = json.loads((current / "metadata.json").read_text())
+    assert len(meta["feature_names"]) == 21 and set(meta["reference_quantiles"]) == set(meta["feature_names"])
+    assert deploy_alias(weak).switched is False  # nothing changed: no switch
 
 
 def _corrupt_source(tmp_path: Path, column: str, value: object) -> Path:

@@ -1,0 +1,90 @@
+"""Local deploy: resolve a registry alias to a concrete version and hand its files to serving.
+
+Serving cannot resolve ``models:/name@alias`` itself (and the serving env imports no MLflow):
+the alias is resolved here to a version, whose ONNX model and metadata are exported to
+``<serving_dir>/v<N>/`` with a ``model.json`` naming the model, version, alias and feature
+service. ``<serving_dir>/current`` is a symlink switched atomically (a new link renamed over the
+old one), so a reader sees either the old or the new version, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ctloop.config import Settings
+from ctloop.registry import CHAMPION, Registry, RegistryError
+
+CURRENT = "current"
+MODEL_CARD = "model.json"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What serving now points at."""
+
+    version: str
+    alias: str
+    path: Path
+    switched: bool
+
+
+def serving_dir(settings: Settings) -> Path:
+    """Where exported model folders and the ``current`` link live."""
+    return settings.data_dir / "serving"
+
+
+def export_version(registry: Registry, version: str, alias: str, target_root: Path) -> Path:
+    """Download a version's serving files into ``target_root/v<version>`` (once) and describe it."""
+    folder = target_root / f"v{version}"
+    if (folder / MODEL_CARD).exists():
+        return folder
+    staging = target_root / f".v{version}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    files = registry.download_serving(version, staging / "download")
+    for item in files.iterdir():
+        shutil.move(str(item), staging / item.name)
+    shutil.rmtree(staging / "download")
+    mv = registry.get(version)
+    card = {
+        "name": mv.name,
+        "version": mv.version,
+        "alias": alias,
+        "feature_service": mv.tags.get("feature_service", ""),
+        "run_id": mv.run_id,
+        "data_sha256": mv.tags.get("data_sha256", ""),
+        "git_sha": mv.tags.get("git_sha", ""),
+    }
+    (staging / MODEL_CARD).write_text(json.dumps(card, indent=2, sort_keys=True))
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
+def switch_current(root: Path, folder: Path) -> bool:
+    """Point ``root/current`` at ``folder`` atomically; False if it already did."""
+    link = root / CURRENT
+    target = folder.name  # relative: the tree can move as a whole
+    if link.is_symlink() and str(link.readlink()) == target:
+        return False
+    tmp = root / f".{CURRENT}.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    tmp.replace(link)  # rename(2): atomic for readers of the link
+    return True
+
+
+def deploy_alias(settings: Settings, alias: str = CHAMPION) -> Deployed:
+    """Resolve ``alias``, export its version and switch ``current`` to it."""
+    registry = Registry(settings)
+    version = registry.by_alias(alias)
+    if version is None:
+        raise RegistryError(f"{settings.registry.model_name} has no version with alias {alias!r}: run `ctloop train`")
+    root = serving_dir(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    folder = export_version(registry, version.version, alias, root)
+    return Deployed(version.version, alias, folder, switch_current(root, folder))
