@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 import pandas as pd
@@ -102,11 +103,7 @@ def test_cluster_feature_store_yaml_parses_and_its_definitions_apply(tmp_path, m
     local = dict(raw)
     local["registry"] = {**raw["registry"], "path": str(tmp_path / "registry.db")}
     local["online_store"] = {**raw["online_store"], "connection_string": f"127.0.0.1:{redis_server.port}"}
-    cluster_like = materialized.replace(
-        features=materialized.features.__class__(
-            **{**materialized.features.__dict__, "offline_uri": "s3://ctloop-feast/data"}
-        )
-    )
+    cluster_like = materialized.replace(features=replace(materialized.features, offline_uri="s3://ctloop-feast/data"))
     objects = fs.definitions(cluster_like)
     store = fs.open_store(cluster_like, RepoConfig(repo_path=tmp_path, **local))
     names = fs.apply(store, objects)
