@@ -79,6 +79,7 @@ def write_rendered_yaml(settings: Settings) -> Path:
     config = repo_config(settings)
     data = load_yaml(settings.feature_store_yaml)
     data["online_store"] = {**data["online_store"], **config.online_store.model_dump(exclude_unset=True)}
+    data["registry"] = {**data["registry"], "path": str(config.registry.path)}  # absolute: any cwd works
     target = feast_dir(settings) / "feature_store.yaml"
     target.write_text(yaml.safe_dump(data, sort_keys=False))
     return target.parent
