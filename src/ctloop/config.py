@@ -11,7 +11,7 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 
 class ConfigError(ValueError):
@@ -68,9 +68,26 @@ class PipelineSettings:
     image_tag: str = ""
 
 
+class JsonSection:
+    """A settings section that travels as a JSON pipeline parameter."""
+
+    section: ClassVar[str]
+
+    def to_json(self) -> str:
+        """Serialize for a pipeline parameter."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        """Parse a pipeline parameter written by :meth:`to_json`."""
+        return _build(cls, json.loads(text), cls.section)
+
+
 @dataclass(frozen=True)
-class TrainParams:
+class TrainParams(JsonSection):
     """Model hyper-parameters and the evaluation split (the last ``eval_days`` of the window)."""
+
+    section: ClassVar[str] = "train"
 
     seed: int = 13
     eval_days: int = 31
@@ -80,24 +97,17 @@ class TrainParams:
     l2_regularization: float = 1.0
     min_samples_leaf: int = 40
 
-    def to_json(self) -> str:
-        """Serialize for a pipeline parameter."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Self:
-        """Parse a pipeline parameter written by :meth:`to_json`."""
-        return _build(cls, json.loads(text), "train")
-
 
 @dataclass(frozen=True)
-class GateSettings:
+class GateSettings(JsonSection):
     """Promotion gate: absolute floors, tolerance against the champion, slice rules.
 
     Log-loss and Brier floors are skill scores, ``1 - score / no-skill score`` where no skill
     predicts the evaluation window's base rate: a fixed ceiling would punish a stormy month
     (Dec 2013: 32 % late) for its base rate rather than the model for its errors.
     """
+
+    section: ClassVar[str] = "gate"
 
     min_auc: float = 0.65
     min_log_loss_skill: float = 0.02
@@ -107,15 +117,6 @@ class GateSettings:
     min_slice_rows: int = 300
     min_slice_auc: float = 0.55
     max_slice_auc_drop: float = 0.08
-
-    def to_json(self) -> str:
-        """Serialize for a pipeline parameter."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Self:
-        """Parse a pipeline parameter written by :meth:`to_json`."""
-        return _build(cls, json.loads(text), "gate")
 
 
 @dataclass(frozen=True)
