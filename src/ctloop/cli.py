@@ -51,12 +51,23 @@ class UserError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    # imported only when an error is being handled: module imports here stay cheap
     from ctloop.data import DataSourceError
+    from ctloop.registry import RegistryError
     from ctloop.schema import DataValidationError
     from ctloop.services import ServiceError
     from ctloop.train import TrainingError
 
-    return (UserError, ConfigError, DataSourceError, DataValidationError, ServiceError, TrainingError, ValueError)
+    return (
+        UserError,
+        ConfigError,
+        DataSourceError,
+        DataValidationError,
+        RegistryError,
+        ServiceError,
+        TrainingError,
+        ValueError,
+    )
 
 
 def friendly[F: Callable[..., Any]](func: F) -> F:
@@ -75,17 +86,8 @@ def friendly[F: Callable[..., Any]](func: F) -> F:
         except _user_errors() as exc:
             err.print(f"[red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1) from None
-        except _registry_errors() as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def _registry_errors() -> tuple[type[BaseException], ...]:
-    from ctloop.registry import RegistryError
-
-    return (RegistryError,)
 
 
 def load_settings(config: Path) -> Settings:
