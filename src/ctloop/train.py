@@ -12,19 +12,18 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from ctloop.config import TrainParams
 from ctloop.evaluate import LABEL
 from ctloop.features import as_float_matrix
+
+if TYPE_CHECKING:  # scikit-learn costs ~2.7 s to import: only the steps that fit or load pay it
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
 
 MODEL_FILE = "model.skops"
 ONNX_FILE = "model.onnx"
@@ -87,6 +86,8 @@ def split(ts: TrainingSet, end: date, eval_days: int) -> tuple[pd.DataFrame, pd.
 
 def fit_model(frame: pd.DataFrame, feature_names: list[str], params: TrainParams) -> HistGradientBoostingClassifier:
     """Fit the delay classifier with a fixed seed (no early stopping: deterministic)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     model = HistGradientBoostingClassifier(
         max_iter=params.max_iter,
         learning_rate=params.learning_rate,
@@ -108,6 +109,11 @@ def baseline_features(frame: pd.DataFrame) -> pd.DataFrame:
 
 def fit_baseline(frame: pd.DataFrame, seed: int) -> Pipeline:
     """Logistic regression on one-hot hour + carrier: the floor the model must clear."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
     encode = ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), ["hour", "carrier"])])
     model = Pipeline([("encode", encode), ("logreg", LogisticRegression(max_iter=500, random_state=seed))])
     model.fit(baseline_features(frame), frame[LABEL].to_numpy())
