@@ -1,0 +1,36 @@
+"""The local runner's log reading: task events for the progress display, the failing step's error."""
+
+from __future__ import annotations
+
+import io
+
+from pipelines.local import _error_detail, _TaskLog
+
+LOG = """\
+05:01:02.000 - INFO - Executing task \x1b[96m'validate'\x1b[0m
+    Traceback (most recent call last):
+      File "/x/ephemeral_component.py", line 9, in validate
+    ctloop.schema.DataValidationError: flights: 1 rule(s) failed
+      - column 'arr_delay' failed in_range(-180, 2000) on 3 row(s), e.g. ['9999.0']
+
+05:01:03.000 - ERROR - Task \x1b[96m'validate'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m
+"""
+
+
+def test_error_detail_is_the_steps_own_message():
+    """The last exception in the log, with its continuation lines and no colour codes."""
+    detail = _error_detail(LOG)
+    assert detail.splitlines()[0] == "DataValidationError: flights: 1 rule(s) failed"
+    assert "column 'arr_delay' failed in_range(-180, 2000)" in detail
+    assert "\x1b" not in detail and "FAILURE" not in detail
+
+
+def test_task_events_reach_the_callback_line_by_line():
+    """Start and finish events are reported once each, even when lines arrive in pieces."""
+    events: list[tuple[str, str]] = []
+    seen: list[str] = []
+    sink = _TaskLog(io.StringIO(), lambda task, event: events.append((task, event)), seen)
+    for chunk in (LOG[:30], LOG[30:200], LOG[200:]):
+        sink.write(chunk)
+    assert events == [("validate", "started"), ("validate", "FAILURE")]
+    assert seen == ["validate"]
