@@ -173,7 +173,8 @@ def feature_names(store: FeatureStore, service_name: str) -> list[str]:
 def historical_features(store: FeatureStore, service_name: str, entity_df: pd.DataFrame) -> pd.DataFrame:
     """Point-in-time features for ``entity_df``, in ``entity_df``'s row order.
 
-    Feast returns rows in its own order: the result is joined back on ``flight_id``.
+    Feast returns rows in its own order: each entity row carries its row number through the
+    retrieval and the result is put back in order by it (never by position).
     """
     if entity_df["flight_id"].duplicated().any():
         raise FeatureStoreError("entity rows must have unique flight_id")
@@ -183,18 +184,18 @@ def historical_features(store: FeatureStore, service_name: str, entity_df: pd.Da
         f"{p.name}:{f.name}" for p in service.feature_view_projections if p.name not in on_demand for f in p.features
     ]
     # Feast hands an on-demand view's UDF every retrieved column as Python lists (to_pydict):
-    # 4-5 s for a year of flights. The views are retrieved point-in-time here, and each
+    # 4-5 s for a year of flights. The feature views are retrieved point-in-time here, and each
     # on-demand view's own registered UDF runs on its request inputs only (same code, ~0.5 s).
-    # only join keys and the timestamp travel through the offline joins (plus a row number)
+    # Only join keys and the timestamp travel through the offline joins (plus the row number).
     views = {v.name: v for v in store.list_feature_views()}
     keys = sorted(
         {c.name for p in service.feature_view_projections if p.name in views for c in views[p.name].entity_columns}
     )
     rows = entity_df.loc[:, [*keys, "event_timestamp"]].assign(_row=np.arange(len(entity_df), dtype=np.int64))
     result = store.get_historical_features(entity_df=rows, features=refs).to_df()
-    result = result.set_index("_row").reindex(np.arange(len(entity_df)))
-    if result.index.isna().any() or len(result) != len(entity_df):
+    if len(result) != len(entity_df) or result["_row"].duplicated().any():
         raise FeatureStoreError(f"historical retrieval returned {len(result)} rows for {len(entity_df)}")
+    result = result.set_index("_row").sort_index()
     out = pd.DataFrame({"flight_id": entity_df["flight_id"].to_numpy()})
     for projection in service.feature_view_projections:
         names = [f.name for f in projection.features]
