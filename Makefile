@@ -12,10 +12,11 @@ VENV := .venv
 SVENV := .venv-serving
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server
+# redis-server: the online store; prometheus: promtool checks our metrics page (and alert rules)
+APT_PACKAGES := redis-server prometheus
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-packages lock run test check lint typecheck validate-pipeline bench clean
+.PHONY: help setup system-packages lock run serve test check lint typecheck validate-pipeline bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,6 +52,9 @@ lock: $(VENV)/.uv-ok ## re-lock both environments with hashes (no uv.lock: no do
 
 run: setup ## the main job on embedded defaults
 	$(BIN)/ctloop run
+
+serve: setup ## serve the champion on loopback: Redis, feast serve, Seldon microservice (Ctrl-C stops)
+	$(BIN)/ctloop serve
 
 test: setup ## the whole test suite (integration tests included)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -7,8 +7,9 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
@@ -196,6 +197,10 @@ def main_callback(verbose: Annotated[bool, typer.Option("--verbose", "-v", help=
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not verbose:  # third-party deprecation notices (the same ones pytest's config lists) are not for users
+        for category in (DeprecationWarning, RuntimeWarning):
+            warnings.filterwarnings("ignore", category=category, module=r"(feast|ibis|mlflow|sqlalchemy)\b")
+        warnings.filterwarnings("ignore", message="The ``noload`` loader strategy is deprecated")
 
 
 @app.command()
@@ -264,11 +269,14 @@ def models(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
 @friendly
 def promote(version: str, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     """Point the `champion` alias at VERSION (the previous champion stays a version)."""
+    from ctloop.deploy import deploy_alias
     from ctloop.registry import Registry
 
     settings = load_settings(config)
     previous = Registry(settings).promote(version)
     console.print(f"champion: v{version} (was {'v' + previous.version if previous else 'none'})")
+    done = deploy_alias(settings)  # a running `ctloop serve` swaps to it within swap_check_s
+    console.print(f"serving {'switched to' if done.switched else 'already at'} v{done.version}")
 
 
 @app.command()
@@ -283,6 +291,66 @@ def deploy(
     done = deploy_alias(load_settings(config), alias)
     state = "switched to" if done.switched else "already at"
     console.print(f"serving {state} v{done.version} ({alias}): {done.path}")
+
+
+EXAMPLE_FLIGHT = {
+    "origin": "JFK",
+    "carrier": "B6",
+    "tailnum": "N503JB",
+    "dest": "BOS",
+    "sched_dep": "2013-04-02T08:30:00",
+    "distance": 187,
+}
+
+
+@app.command()
+@friendly
+def serve(
+    alias: Annotated[str, typer.Option(help="Registry alias to serve.")] = "champion",
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Serve ALIAS on loopback: Redis, the Feast feature server and the Seldon microservice, until Ctrl-C."""
+    import json
+    import signal
+    import time
+
+    from ctloop.stack import serving_stack
+
+    settings = load_settings(config)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    with ExitStack() as started:
+        with console.status("starting Redis, feast serve and the Seldon microservice..."):
+            stack = started.enter_context(serving_stack(settings, alias))
+        body = json.dumps({"jsonData": {"flights": [EXAMPLE_FLIGHT]}})
+        table = Table(
+            title=f"serving {settings.registry.model_name} v{stack.model_version} ({alias})", show_header=False
+        )
+        table.add_row("predictions", f"{stack.rest_url}/api/v1.0/predictions")
+        table.add_row("feedback", f"{stack.rest_url}/api/v1.0/feedback")
+        table.add_row("liveness / readiness", f"{stack.rest_url}/health/ping  {stack.rest_url}/health/status")
+        table.add_row("metrics (ours / Seldon's)", f"{stack.metrics_url}  {stack.seldon_metrics_url}")
+        table.add_row("feature server", stack.feature_server_url)
+        table.add_row("Redis", f"127.0.0.1:{stack.redis_port}")
+        console.print(table)
+        console.print("try:")
+        console.print(
+            f"  curl -s {stack.rest_url}/api/v1.0/predictions -H 'Content-Type: application/json' -d '{body}'",
+            soft_wrap=True,
+            highlight=False,
+        )
+        console.print("`ctloop promote VERSION` swaps the served model live. Ctrl-C stops everything.")
+        try:
+            while all(p.alive() for p in stack.processes):
+                time.sleep(0.5)
+            dead = next(p for p in stack.processes if not p.alive())
+            raise UserError(f"{dead.name} stopped unexpectedly (log {dead.log_file}): {dead.tail(300)}")
+        except KeyboardInterrupt:
+            console.print("stopping...")
+    console.print("stopped")
 
 
 @app.command()

@@ -29,6 +29,7 @@ class Paths:
     source_dir: str = ""
     feature_repo: str = "feature_repo"
     feature_store_yaml: str = "feature_repo/feature_store.yaml"
+    serving_venv: str = ".venv-serving"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,39 @@ class Services:
 
     redis_port: int = 6379
     mlflow_ui_port: int = 5000
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """The local serving stack: loopback ports, worker counts and the model class's parameters."""
+
+    rest_port: int = 9000
+    metrics_port: int = 6000
+    feature_server_port: int = 6566
+    workers: int = 2
+    feature_server_workers: int = 2
+    feature_timeout_s: float = 1.0
+    feature_cache_ttl_s: float = 1.0
+    feature_cache_max_entries: int = 20_000
+    max_batch: int = 1000
+    max_body_bytes: int = 1_000_000
+    swap_check_s: float = 0.2
+    ready_timeout_s: float = 90.0
+
+    def model_parameters(self, model_dir: str, feature_server_url: str) -> list[dict[str, str]]:
+        """Seldon ``--parameters`` for ``serving.model.FlightDelayModel`` (typed as Seldon expects)."""
+        kinds = {int: "INT", float: "FLOAT", str: "STRING"}
+        values: dict[str, int | float | str] = {
+            "model_dir": model_dir,
+            "feature_server_url": feature_server_url,
+            "feature_timeout_s": self.feature_timeout_s,
+            "feature_cache_ttl_s": self.feature_cache_ttl_s,
+            "feature_cache_max_entries": self.feature_cache_max_entries,
+            "max_batch": self.max_batch,
+            "max_body_bytes": self.max_body_bytes,
+            "swap_check_s": self.swap_check_s,
+        }
+        return [{"name": k, "value": str(v), "type": kinds[type(v)]} for k, v in values.items()]
 
 
 @dataclass(frozen=True)
@@ -131,6 +165,7 @@ class Settings:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     train: TrainParams = field(default_factory=TrainParams)
     gate: GateSettings = field(default_factory=GateSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -217,6 +252,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "registry": RegistrySettings,
     "features": FeatureSettings,
     "pipeline": PipelineSettings,
+    "serving": ServingSettings,
     "train": TrainParams,
     "gate": GateSettings,
 }

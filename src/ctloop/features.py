@@ -13,10 +13,11 @@ Everything here is point-in-time by construction:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import numpy as np
 import pandas as pd
+
+from ctloop.flight_request import UNKNOWN_TAILNUM
 
 WEATHER_FEATURES = ("temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib")
 CARRIER_WINDOWS_D = {"7d": 7, "28d": 28}
@@ -28,7 +29,6 @@ PLANES_EVENT_TIME = pd.Timestamp("2000-01-01", tz="UTC")
 
 ENTITY_COLUMNS = ("origin", "carrier", "route", "tailnum")
 REQUEST_COLUMNS = ("sched_dep_local", "distance")
-UNKNOWN_TAILNUM = "UNKNOWN"
 
 
 def weather_table(weather: pd.DataFrame) -> pd.DataFrame:
@@ -109,11 +109,6 @@ def feature_tables(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
     }
 
 
-def route_key(origin: str, dest: str) -> str:
-    """The route entity's join key."""
-    return f"{origin}-{dest}"
-
-
 def entity_frame(flights: pd.DataFrame) -> pd.DataFrame:
     """Entity rows for ``get_historical_features``: join keys, prediction time, request inputs."""
     return pd.DataFrame(
@@ -128,35 +123,6 @@ def entity_frame(flights: pd.DataFrame) -> pd.DataFrame:
             "distance": flights["distance"].astype("float64"),
         }
     )
-
-
-def request_features(sched_dep_local: Sequence[str], distance: Sequence[float]) -> dict[str, list[float]]:
-    """Request-time features from the scheduled local departure and the distance.
-
-    The single definition used by the Feast on-demand view, hence by training and serving.
-    An unparseable time gives NaN features (callers validate requests before this point).
-    """
-    hours: list[float] = []
-    weekdays: list[float] = []
-    months: list[float] = []
-    nan = float("nan")
-    for text in sched_dep_local:
-        try:
-            when = datetime.fromisoformat(text)
-        except (TypeError, ValueError):
-            hours.append(nan)
-            weekdays.append(nan)
-            months.append(nan)
-            continue
-        hours.append(when.hour + when.minute / 60.0)
-        weekdays.append(float(when.weekday()))
-        months.append(float(when.month))
-    return {
-        "sched_hour": hours,
-        "sched_weekday": weekdays,
-        "sched_month": months,
-        "distance_mi": [float(d) for d in distance],
-    }
 
 
 def as_float_matrix(frame: pd.DataFrame, feature_names: Sequence[str]) -> np.ndarray:

@@ -7,8 +7,10 @@ Redis port) filled in from :class:`ctloop.config.Settings`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
+import io
 import logging
 import sys
 from collections.abc import Iterable, Sequence
@@ -156,6 +158,31 @@ def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
         raise FeatureStoreError(f"online store unreachable during materialize: {exc}") from exc
 
 
+def load_online(settings: Settings) -> tuple[datetime, datetime]:
+    """Fill the online store with the offline tables' whole time span (a fresh Redis holds nothing).
+
+    Returns the span. Online reads give the last value written per key, so after this the
+    store serves the newest feature values the last training run computed.
+    """
+    import pyarrow.parquet as pq
+
+    folder = Path(offline_uri(settings))
+    stamps = [
+        pq.read_table(file, columns=["event_timestamp"]).column(0).to_pandas()
+        for file in sorted(folder.glob("*.parquet"))
+    ]
+    stamps = [s for s in stamps if len(s)]
+    if not stamps:
+        raise FeatureStoreError(f"no offline feature tables under {folder}: run `ctloop train` (or `make run`) first")
+    dynamic = pd.concat([s for s in stamps if s.min() > pd.Timestamp(STATIC_SINCE)] or stamps)
+    span = (dynamic.min().to_pydatetime(), dynamic.max().to_pydatetime())
+    store = open_store(settings)
+    apply(store, definitions(settings))
+    with contextlib.redirect_stdout(io.StringIO()):  # Feast prints a progress bar per view
+        materialize(store, *span)
+    return span
+
+
 def feature_service(store: FeatureStore, name: str) -> FeatureService:
     """Look up a feature service by name with a clear error."""
     try:
@@ -168,6 +195,30 @@ def feature_names(store: FeatureStore, service_name: str) -> list[str]:
     """The service's feature names in projection order (the model's column order)."""
     service = feature_service(store, service_name)
     return [f.name for projection in service.feature_view_projections for f in projection.features]
+
+
+def service_layout(store: FeatureStore, service_name: str) -> dict[str, Any]:
+    """How serving gets each feature of the service, as plain JSON.
+
+    ``views``: per feature view, its join keys and features (read from the online store);
+    ``on_demand``: per on-demand view, its request inputs and features (computed from the
+    request by the view's own definition). Written into the model's metadata so that serving,
+    which imports no Feast, asks the feature server for exactly what training retrieved.
+    """
+    service = feature_service(store, service_name)
+    on_demand = {v.name: v for v in store.list_on_demand_feature_views()}
+    views = {v.name: v for v in store.list_feature_views()}
+    layout: dict[str, Any] = {"feature_service": service_name, "views": {}, "on_demand": {}}
+    for projection in service.feature_view_projections:
+        names = [f.name for f in projection.features]
+        if projection.name in on_demand:
+            view = on_demand[projection.name]
+            inputs = [field.name for source in view.source_request_sources.values() for field in source.schema]
+            layout["on_demand"][projection.name] = {"inputs": inputs, "features": names}
+        else:
+            keys = [c.name for c in views[projection.name].entity_columns]
+            layout["views"][projection.name] = {"join_keys": keys, "features": names}
+    return layout
 
 
 def historical_features(store: FeatureStore, service_name: str, entity_df: pd.DataFrame) -> pd.DataFrame:

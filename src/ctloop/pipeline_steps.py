@@ -79,7 +79,8 @@ def training_set(settings: Settings, snapshot: Path, start: str, end: str) -> co
     store = fs.open_store(settings)
     service = settings.features.feature_service
     retrieved = fs.historical_features(store, service, features.entity_frame(rows))
-    return core.build_training_set(rows, retrieved, fs.feature_names(store, service))
+    names = fs.feature_names(store, service)
+    return core.build_training_set(rows, retrieved, names, fs.service_layout(store, service))
 
 
 @dataclass

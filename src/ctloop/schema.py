@@ -15,11 +15,8 @@ import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
 from ctloop.data import Window, training_rows
+from ctloop.flight_request import CARRIERS, ORIGINS
 
-ORIGINS = ("EWR", "JFK", "LGA")
-CARRIERS = (
-    "9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV",
-)  # fmt: skip
 MAX_SAMPLES = 5
 
 

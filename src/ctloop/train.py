@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ctloop import buckets
 from ctloop.config import TrainParams
 from ctloop.evaluate import LABEL
 from ctloop.features import as_float_matrix
@@ -43,27 +44,34 @@ class TrainingSet:
 
     frame: pd.DataFrame
     feature_names: list[str]
+    layout: dict[str, Any] = field(default_factory=dict)
+    """Where each feature comes from (``featurestore.service_layout``); serving reads it."""
 
     def save(self, folder: Path) -> None:
-        """Write ``training_set.parquet`` and ``feature_names.json``."""
+        """Write ``training_set.parquet``, ``feature_names.json`` and ``feature_layout.json``."""
         folder.mkdir(parents=True, exist_ok=True)
         self.frame.to_parquet(folder / "training_set.parquet", index=False)
         (folder / "feature_names.json").write_text(json.dumps(self.feature_names))
+        (folder / "feature_layout.json").write_text(json.dumps(self.layout, indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> TrainingSet:
         """Read what :meth:`save` wrote."""
         names = json.loads((folder / "feature_names.json").read_text())
-        return cls(pd.read_parquet(folder / "training_set.parquet"), list(names))
+        layout_file = folder / "feature_layout.json"
+        layout = json.loads(layout_file.read_text()) if layout_file.exists() else {}
+        return cls(pd.read_parquet(folder / "training_set.parquet"), list(names), layout)
 
 
-def build_training_set(flights: pd.DataFrame, features: pd.DataFrame, feature_names: list[str]) -> TrainingSet:
+def build_training_set(
+    flights: pd.DataFrame, features: pd.DataFrame, feature_names: list[str], layout: dict[str, Any] | None = None
+) -> TrainingSet:
     """Attach label and slice columns to the retrieved features (joined on ``flight_id``)."""
     keep = ["flight_id", "sched_dep_local", "carrier", "origin", "route", LABEL]
     frame = flights.loc[:, keep].merge(features, on="flight_id", how="inner", validate="one_to_one")
     if len(frame) != len(flights):
         raise TrainingError(f"features found for {len(frame)} of {len(flights)} flights")
-    return TrainingSet(frame, feature_names)
+    return TrainingSet(frame, feature_names, layout or {})
 
 
 def eval_start(end: date, eval_days: int) -> date:
@@ -162,6 +170,25 @@ def reference_quantiles(frame: pd.DataFrame, feature_names: list[str]) -> dict[s
     return out
 
 
+def reference_profile(
+    frame: pd.DataFrame, feature_names: list[str], cuts: dict[str, list[float]], probabilities: np.ndarray
+) -> dict[str, Any]:
+    """Share of reference rows per drift bucket, per feature and for predictions (``ctloop.buckets``)."""
+    features = {name: bucket_fractions(cuts[name], frame[name].to_numpy(dtype="float64")) for name in feature_names}
+    prediction = bucket_fractions(list(buckets.PREDICTION_CUTS), probabilities)
+    return {"features": features, "prediction": {"cuts": list(buckets.PREDICTION_CUTS), "fractions": prediction}}
+
+
+def bucket_fractions(cuts: list[float], values: np.ndarray) -> dict[str, float]:
+    """:func:`ctloop.buckets.fractions`, vectorized for a year of rows (the same rule, tested for parity)."""
+    missing = np.isnan(values)
+    counts = np.bincount(np.searchsorted(np.asarray(cuts), values[~missing], side="right"), minlength=len(cuts) + 1)
+    total = max(len(values), 1)
+    shares = {str(i): float(n) / total for i, n in enumerate(counts)}
+    shares[buckets.MISSING] = float(missing.sum()) / total
+    return shares
+
+
 @dataclass
 class ModelBundle:
     """A trained model, its ONNX export and metadata, as written to a model folder."""
@@ -204,14 +231,19 @@ def train(ts: TrainingSet, end: date, params: TrainParams) -> tuple[ModelBundle,
     onnx_bytes = to_onnx(model, len(ts.feature_names))
     held_matrix = as_float_matrix(held, ts.feature_names)
     parity = float(np.max(np.abs(onnx_predict(onnx_bytes, held_matrix) - predict(model, held, ts.feature_names))))
+    cuts = reference_quantiles(fit, ts.feature_names)
     metadata = {
         "feature_names": ts.feature_names,
+        "feature_layout": ts.layout,
         "params": asdict(params),
         "fit_rows": len(fit),
         "fit_start": str(fit["sched_dep_local"].min())[:10],
         "fit_end": str(fit["sched_dep_local"].max())[:10],
         "positive_rate": float(fit[LABEL].mean()),
-        "reference_quantiles": reference_quantiles(fit, ts.feature_names),
+        "reference_quantiles": cuts,
+        "reference_fractions": reference_profile(
+            fit, ts.feature_names, cuts, onnx_predict(onnx_bytes, as_float_matrix(fit, ts.feature_names))
+        ),
         "onnx_max_abs_diff": parity,  # ONNX vs scikit-learn on the evaluation rows
     }
     metrics = {"fit_rows": float(len(fit)), "fit_positive_rate": float(fit[LABEL].mean())}

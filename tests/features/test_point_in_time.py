@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctloop import data, features
+from ctloop import data, features, flight_request
 
 pytestmark = pytest.mark.slow
 SAMPLE = 300
@@ -61,7 +61,7 @@ def test_delay_rates_count_only_flights_arrived_before_the_day(joined):
 def test_request_features_match_the_shared_definition(joined):
     """Request-time features in the training set are exactly what the shared function computes."""
     sample, _, _ = joined
-    expected = features.request_features(sample["sched_dep_local"].tolist(), sample["distance_mi"].tolist())
+    expected = flight_request.request_features(sample["sched_dep_local"].tolist(), sample["distance_mi"].tolist())
     for name, values in expected.items():
         np.testing.assert_allclose(sample[name].to_numpy(dtype=float), np.asarray(values), rtol=0, atol=1e-12)
 

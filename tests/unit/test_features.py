@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctloop import features
+from ctloop import features, flight_request
 
 WINDOWS = {"3d": 3, "7d": 7}
 FIRST = pd.Timestamp("2013-01-10", tz="UTC")
@@ -154,7 +154,7 @@ def test_carrier_rates_cover_the_day_after_the_last_departure():
 
 def test_request_features_hour_weekday_month_distance():
     """08:30 on Tuesday 2013-04-02: hour 8.5, weekday 1 (Monday is 0), month 4, distance as float."""
-    got = features.request_features(["2013-04-02T08:30:00", "2013-12-29T23:45:00"], [187, 1400.5])
+    got = flight_request.request_features(["2013-04-02T08:30:00", "2013-12-29T23:45:00"], [187, 1400.5])
     assert got == {
         "sched_hour": [8.5, 23.75],
         "sched_weekday": [1.0, 6.0],
@@ -167,7 +167,7 @@ def test_request_features_hour_weekday_month_distance():
 @pytest.mark.parametrize("bad", ["hello world", "", "2013-13-01T08:00:00", "2013-02-30T08:00:00", None])
 def test_unparseable_request_time_gives_nan_without_raising(bad):
     """A time that cannot be parsed yields NaN for the time features; the other rows are unaffected."""
-    got = features.request_features([bad, "2013-04-02T08:30:00"], [100.0, 200.0])
+    got = flight_request.request_features([bad, "2013-04-02T08:30:00"], [100.0, 200.0])
     assert all(math.isnan(got[name][0]) for name in ("sched_hour", "sched_weekday", "sched_month"))
     assert got["sched_hour"][1] == 8.5
     assert got["distance_mi"] == [100.0, 200.0]
@@ -175,7 +175,7 @@ def test_unparseable_request_time_gives_nan_without_raising(bad):
 
 def test_request_features_names_match_the_declared_list():
     """The output keys are exactly REQUEST_FEATURES, in order."""
-    assert tuple(features.request_features([], [])) == features.REQUEST_FEATURES
+    assert tuple(flight_request.request_features([], [])) == features.REQUEST_FEATURES
 
 
 def test_entity_frame_fills_missing_tailnum():
@@ -193,7 +193,7 @@ def test_entity_frame_fills_missing_tailnum():
         }
     )
     got = features.entity_frame(flights)
-    assert list(got["tailnum"]) == ["N123AA", features.UNKNOWN_TAILNUM]
+    assert list(got["tailnum"]) == ["N123AA", flight_request.UNKNOWN_TAILNUM]
     assert got["tailnum"].notna().all()
     assert list(got["event_timestamp"]) == list(flights["sched_dep_utc"])
     assert str(got["distance"].dtype) == "float64"

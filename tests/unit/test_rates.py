@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from ctloop import data, features
+from ctloop import data, features, flight_request
 
 
 def flights(rows):
@@ -48,12 +48,12 @@ def test_rate_for_a_day_counts_outcomes_known_in_the_previous_window():
 
 def test_request_features_of_the_readme_example():
     """08:30 on Tuesday 2013-04-02, 187 miles."""
-    got = features.request_features(["2013-04-02T08:30:00"], [187])
+    got = flight_request.request_features(["2013-04-02T08:30:00"], [187])
     assert got == {"sched_hour": [8.5], "sched_weekday": [1.0], "sched_month": [4.0], "distance_mi": [187.0]}
 
 
 def test_unparseable_request_time_gives_nan_not_an_error():
-    got = features.request_features(["hello world"], [1.0])
+    got = flight_request.request_features(["hello world"], [1.0])
     assert math.isnan(got["sched_hour"][0]) and got["distance_mi"] == [1.0]
 
 

@@ -1,0 +1,153 @@
+"""Online features from the Feast feature server (``feast serve``), over one persistent HTTP pool.
+
+The model's metadata says which feature views of its feature service live in the online store
+and by which join keys (``featurestore.service_layout``). One ``POST /get-online-features`` per
+request fetches every view that the bounded TTL cache cannot answer; values are mapped by the
+feature names the server returns (never by position: it does not keep schema order).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+
+from serving.errors import FeatureServerUnavailableError
+
+Values = tuple[float, ...]
+NAN = float("nan")
+
+
+def _number(value: Any) -> float:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return NAN
+    return float(value)
+
+
+class FeatureClient:
+    """Fetches feature-view values per flight; cache keyed by (view, join key values)."""
+
+    def __init__(
+        self, url: str, views: Mapping[str, Mapping[str, Any]], timeout_s: float, ttl_s: float, max_entries: int
+    ) -> None:
+        """``views``: ``{view: {"join_keys": [...], "features": [...]}}`` from the model's layout."""
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"feature_server_url must be http://host:port, got {url!r}")
+        self.url = url
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        self._timeout = urllib3.Timeout(total=timeout_s)
+        self._ttl_s = ttl_s
+        self._per_view = max(1, max_entries // max(1, len(views)))
+        self.views = {name: (tuple(v["join_keys"]), tuple(v["features"])) for name, v in views.items()}
+        self._cache: dict[str, OrderedDict[tuple[str, ...], tuple[float, Values]]] = {v: OrderedDict() for v in views}
+        self._pool: urllib3.HTTPConnectionPool | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def _http(self) -> urllib3.HTTPConnectionPool:
+        # created lazily: Seldon forks its workers after building the model object
+        if self._pool is None:
+            self._pool = urllib3.HTTPConnectionPool(
+                self._host, self._port, maxsize=2, block=False, timeout=self._timeout, retries=False
+            )
+        return self._pool
+
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One call to ``/get-online-features``; any failure is :class:`FeatureServerUnavailableError`."""
+        try:
+            response = self._http().request(
+                "POST",
+                "/get-online-features",
+                body=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise FeatureServerUnavailableError(f"feature server {self.url} unreachable: {reason}") from None
+        if response.status != 200:
+            detail = response.data[:300].decode("utf-8", "replace")
+            raise FeatureServerUnavailableError(f"feature server {self.url} answered {response.status}: {detail}")
+        try:
+            answer: dict[str, Any] = json.loads(response.data)
+        except ValueError:
+            raise FeatureServerUnavailableError(f"feature server {self.url} sent a body that is not JSON") from None
+        return answer
+
+    def probe(self) -> None:
+        """A real online read (unknown key: answered NOT_FOUND) that fails if the server or its store is down."""
+        view, (keys, names) = next(iter(self.views.items()))
+        self.post({"features": [f"{view}:{names[0]}"], "entities": {k: ["__probe__"] for k in keys}})
+
+    def fetch(self, keys_per_row: Sequence[Mapping[str, str]]) -> list[dict[str, Values]]:
+        """Per row, per view: the view's feature values (NaN where missing), in the view's feature order."""
+        now = time.monotonic()
+        out: list[dict[str, Values]] = [{} for _ in keys_per_row]
+        missing: dict[str, list[int]] = {}
+        for view, (join_keys, _) in self.views.items():
+            cache = self._cache[view]
+            for row, keys in enumerate(keys_per_row):
+                hit = cache.get(tuple(keys[k] for k in join_keys)) if self._ttl_s > 0 else None
+                if hit is not None and hit[0] > now:
+                    out[row][view] = hit[1]
+                    self.hits += 1
+                else:
+                    missing.setdefault(view, []).append(row)
+                    self.misses += 1
+        if missing:
+            self._fill(keys_per_row, missing, out, now)
+        return out
+
+    def _fill(
+        self,
+        keys_per_row: Sequence[Mapping[str, str]],
+        missing: dict[str, list[int]],
+        out: list[dict[str, Values]],
+        now: float,
+    ) -> None:
+        join_keys = sorted({k for view in missing for k in self.views[view][0]})
+        rows = sorted({row for view_rows in missing.values() for row in view_rows})
+        combos: dict[tuple[str, ...], int] = {}
+        for row in rows:
+            combos.setdefault(tuple(keys_per_row[row][k] for k in join_keys), len(combos))
+        entities = {k: [combo[i] for combo in combos] for i, k in enumerate(join_keys)}
+        refs = [f"{view}:{name}" for view in missing for name in self.views[view][1]]
+        answer = self.post({"features": refs, "entities": entities})
+        try:
+            columns = {
+                name: result["values"]
+                for name, result in zip(answer["metadata"]["feature_names"], answer["results"], strict=True)
+            }
+        except (KeyError, TypeError, ValueError):
+            raise FeatureServerUnavailableError(
+                f"feature server {self.url} sent an unexpected response shape"
+            ) from None
+        expires = now + self._ttl_s
+        for view, view_rows in missing.items():
+            view_keys, names = self.views[view]
+            if any(n not in columns for n in names):
+                absent = sorted(n for n in names if n not in columns)
+                raise FeatureServerUnavailableError(
+                    f"feature server {self.url} did not return {view} features {absent}"
+                )
+            cache = self._cache[view]
+            for row in view_rows:
+                j = combos[tuple(keys_per_row[row][k] for k in join_keys)]
+                values = tuple(_number(columns[n][j]) for n in names)
+                out[row][view] = values
+                if self._ttl_s > 0:
+                    cache[tuple(keys_per_row[row][k] for k in view_keys)] = (expires, values)
+            while len(cache) > self._per_view:
+                cache.popitem(last=False)
+
+
+def all_missing(values: Values) -> bool:
+    """True when the online store had nothing for this key (every value NaN)."""
+    return all(math.isnan(v) for v in values)

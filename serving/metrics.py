@@ -1,0 +1,142 @@
+"""Our Prometheus metrics, in ``prometheus_client`` multiprocess mode, on a route of our own.
+
+Seldon's per-request custom-metrics path costs up to 3x throughput (NOTES.md); a multiprocess
+counter update is one write to a memory-mapped file. Every gunicorn worker writes its own files
+under ``PROMETHEUS_MULTIPROC_DIR``; :func:`exposition` merges them.
+
+Drift from metrics alone: each feature's value is counted in the bucket the training reference
+cut (``ctloop.buckets``, cut points in the model's metadata) per model version, and so is each
+predicted probability. Delayed-label performance: feedback counts outcomes per predicted
+probability bucket (a histogram per outcome gives AUC and calibration) and sums squared errors
+(Brier).
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_right
+from collections.abc import Sequence
+
+import numpy as np
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from ctloop import buckets
+from serving.model_store import LoadedModel
+
+PREDICTION_CUTS = tuple(buckets.PREDICTION_CUTS)
+SMALL_BATCH = 8
+"""Up to this many rows, bucketing in plain Python beats numpy's per-call overhead."""
+
+http_requests = Counter("ctloop_http_requests", "HTTP requests answered, by route and status code", ["route", "code"])
+http_seconds = Histogram(
+    "ctloop_http_request_duration_seconds",
+    "Time to answer, by route",
+    ["route"],
+    buckets=(0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
+predictions = Counter("ctloop_predictions", "Flights scored", ["model_version"])
+prediction_bucket = Counter(
+    "ctloop_prediction_bucket",
+    "Flights scored per predicted-probability bucket (cuts: ctloop.buckets)",
+    ["model_version", "bucket"],
+)
+feature_bucket = Counter(
+    "ctloop_feature_bucket",
+    "Feature values per training-reference bucket (cuts: the model's reference_quantiles)",
+    ["model_version", "feature", "bucket"],
+)
+feature_missing = Counter("ctloop_feature_missing", "Flights whose online features were not found, by view", ["view"])
+feature_cache = Counter("ctloop_feature_cache", "Online feature lookups by cache result", ["result"])
+feedback = Histogram(
+    "ctloop_feedback_probability",
+    "Predicted probability of flights whose true outcome came back, by outcome",
+    ["model_version", "outcome"],
+    buckets=(*PREDICTION_CUTS, 1.0),
+)
+feedback_squared_error = Counter(
+    "ctloop_feedback_squared_error",
+    "Sum of (probability - outcome)^2 over feedback (Brier = this / count)",
+    ["model_version"],
+)
+model_info = Gauge(
+    "ctloop_model_info",
+    "The model version a worker serves (1) or served before (0)",
+    ["model_name", "model_version", "alias", "feature_service"],
+    multiprocess_mode="livemax",
+)
+model_swaps = Counter("ctloop_model_swaps", "Hot swaps to a new model version")
+
+
+class ModelSeries:
+    """The label children of one model version, bound once so a request only increments."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        """Bind every bucket of every feature, and the prediction buckets, for ``model``'s version."""
+        version = model.version
+        self.model = model
+        self.predictions = predictions.labels(version)
+        self.prediction_buckets = [prediction_bucket.labels(version, b) for b in buckets.bucket_labels(PREDICTION_CUTS)]
+        self.cuts = [tuple(float(c) for c in model.cuts[name]) for name in model.feature_names]
+        self.feature_buckets = [
+            [feature_bucket.labels(version, name, b) for b in buckets.bucket_labels(cuts)]
+            for name, cuts in zip(model.feature_names, self.cuts, strict=True)
+        ]
+        labels = model.tags()
+        self.info = model_info.labels(labels["model_name"], version, labels["alias"], labels["feature_service"])
+
+    def observe(self, matrix: np.ndarray, probabilities: np.ndarray) -> None:
+        """Count a scored batch: rows, prediction buckets, feature buckets."""
+        rows = len(probabilities)
+        self.predictions.inc(rows)
+        if rows <= SMALL_BATCH:
+            self._observe_rows(matrix.tolist(), probabilities.tolist())
+            return
+        self._count(self.prediction_buckets, PREDICTION_CUTS, probabilities)
+        for j, cuts in enumerate(self.cuts):
+            self._count(self.feature_buckets[j], cuts, matrix[:, j].astype(np.float64))
+
+    def _observe_rows(self, rows: list[list[float]], probabilities: list[float]) -> None:
+        for p in probabilities:
+            self.prediction_buckets[bisect_right(PREDICTION_CUTS, p)].inc()
+        for row in rows:
+            for j, value in enumerate(row):
+                children = self.feature_buckets[j]
+                children[-1 if value != value else bisect_right(self.cuts[j], value)].inc()  # noqa: PLR0124 - NaN test
+
+    @staticmethod
+    def _count(children: Sequence[Counter], cuts: Sequence[float], values: np.ndarray) -> None:
+        missing = np.isnan(values)
+        counts = np.bincount(np.searchsorted(np.asarray(cuts), values[~missing], side="right"), minlength=len(cuts) + 1)
+        for i in np.flatnonzero(counts).tolist():
+            children[i].inc(int(counts[i]))
+        if missing.any():
+            children[-1].inc(int(missing.sum()))
+
+
+def observe_feedback(version: str, probabilities: Sequence[float], outcomes: Sequence[int]) -> None:
+    """Count true outcomes against what was predicted for them."""
+    delayed = feedback.labels(version, "delayed")
+    on_time = feedback.labels(version, "on_time")
+    squared = 0.0
+    for p, y in zip(probabilities, outcomes, strict=True):
+        (delayed if y else on_time).observe(p)
+        squared += (p - y) ** 2
+    feedback_squared_error.labels(version).inc(squared)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics page: every worker's files merged (or this process alone outside multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
