@@ -14,6 +14,7 @@ through the model class's ``model_error_handler`` attribute, this blueprint:
 
 from __future__ import annotations
 
+import json
 import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -33,6 +34,18 @@ FORM = "application/x-www-form-urlencoded"
 
 def _answer(error: ServingError) -> tuple[Response, int]:
     return jsonify(error.body()), error.status
+
+
+def _reshape_seldon_error(response: Response) -> None:
+    """Give errors Seldon raised itself (``code: -1``, ``status: 1``) the same shape as ours."""
+    body = response.get_json(silent=True)
+    status = body.get("status") if isinstance(body, dict) else None
+    if not isinstance(status, dict) or status.get("status") == "FAILURE":
+        return
+    shaped = ServingError(
+        response.status_code, str(status.get("reason") or "ERROR"), str(status.get("info") or "error")
+    ).body()
+    response.set_data(json.dumps(shaped))
 
 
 def _static_only(path: str) -> bool:
@@ -77,6 +90,8 @@ def blueprint(params: ServingParams) -> Blueprint:
 
     @bp.after_app_request
     def count(response: Response) -> Response:
+        if response.status_code >= 400 and response.is_json:
+            _reshape_seldon_error(response)
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         metrics.http_requests.labels(rule, str(response.status_code)).inc()
         started = g.get("ctloop_t0")

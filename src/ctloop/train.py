@@ -160,11 +160,16 @@ def onnx_predict(onnx_model: bytes | Path, matrix: np.ndarray) -> np.ndarray:
     return np.asarray(probabilities[:, 1], dtype=np.float64)
 
 
+def model_view(column: pd.Series) -> pd.Series:
+    """A feature as the model sees it: rounded to float32 (serving buckets the same float32 values)."""
+    return column.astype("float64").astype("float32").astype("float64")
+
+
 def reference_quantiles(frame: pd.DataFrame, feature_names: list[str]) -> dict[str, list[float]]:
     """Training-reference cut points per feature (drift buckets in serving)."""
     out: dict[str, list[float]] = {}
     for name in feature_names:
-        values = frame[name].astype("float64").dropna()
+        values = model_view(frame[name]).dropna()
         cuts = np.unique(np.quantile(values, REFERENCE_QUANTILES)) if len(values) else np.array([])
         out[name] = [float(c) for c in cuts]
     return out
@@ -174,7 +179,7 @@ def reference_profile(
     frame: pd.DataFrame, feature_names: list[str], cuts: dict[str, list[float]], probabilities: np.ndarray
 ) -> dict[str, Any]:
     """Share of reference rows per drift bucket, per feature and for predictions (``ctloop.buckets``)."""
-    features = {name: bucket_fractions(cuts[name], frame[name].to_numpy(dtype="float64")) for name in feature_names}
+    features = {name: bucket_fractions(cuts[name], model_view(frame[name]).to_numpy()) for name in feature_names}
     prediction = bucket_fractions(list(buckets.PREDICTION_CUTS), probabilities)
     return {"features": features, "prediction": {"cuts": list(buckets.PREDICTION_CUTS), "fractions": prediction}}
 

@@ -81,6 +81,8 @@ def test_better_model_is_promoted_and_old_champion_keeps_its_version(first_run, 
     registry = Registry(better)
     now = registry.by_alias(CHAMPION)
     assert now.version == run.output("register") != before.version
+    served = json.loads((serving_dir(better) / "current" / "model.json").read_text())
+    assert served["version"] == now.version  # the register step deployed it: a running server swaps
     kept = registry.get(before.version)
     assert kept.tags["data_sha256"] == before.tags["data_sha256"] and kept.run_id == before.run_id
 
@@ -115,6 +117,14 @@ def test_deploy_exports_the_champion_for_serving(first_run, weak):
     assert (current / "model.onnx").stat().st_size > 0
     meta = json.loads((current / "metadata.json").read_text())
     assert len(meta["feature_names"]) == 21 and set(meta["reference_quantiles"]) == set(meta["feature_names"])
+    layout = meta["feature_layout"]
+    assert set(layout["views"]) == {"origin_weather", "carrier_delay", "route_delay", "plane"}
+    assert layout["views"]["route_delay"]["join_keys"] == ["route"]
+    assert layout["on_demand"]["request_time"]["inputs"] == ["sched_dep_local", "distance"]
+    fractions = meta["reference_fractions"]["features"]["temp"]
+    assert (
+        sum(fractions.values()) == pytest.approx(1.0) and len(fractions) == len(meta["reference_quantiles"]["temp"]) + 2
+    )
     assert deploy_alias(weak).switched is False  # nothing changed: no switch
 
 

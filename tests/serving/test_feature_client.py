@@ -1,0 +1,63 @@
+"""Serving's feature-server client against the real `feast serve`: mapping by name, the TTL cache, errors."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pandas as pd
+import pytest
+
+from ctloop import featurestore as fs
+from serving.errors import FeatureServerUnavailableError
+from serving.features_client import FeatureClient
+
+pytestmark = pytest.mark.slow
+KEYS = {"origin": "JFK", "carrier": "B6", "route": "JFK-BOS", "tailnum": "N503JB"}
+
+
+def client(live, registered, ttl_s: float) -> FeatureClient:
+    layout = registered.bundles["1"].metadata["feature_layout"]
+    return FeatureClient(live.feature_server_url, layout["views"], timeout_s=2.0, ttl_s=ttl_s, max_entries=100)
+
+
+def test_values_match_the_online_store_by_name(live, registered, store):
+    """Every view's values equal Feast's in-process online read for the same keys."""
+    got = client(live, registered, 0.0).fetch([KEYS])[0]
+    row = {**KEYS, "sched_dep_local": "2013-03-15T08:30:00", "distance": 187.0}
+    local = fs.online_features(store, registered.settings.features.feature_service, [row]).iloc[0]
+    layout = registered.bundles["1"].metadata["feature_layout"]["views"]
+    for view, spec in layout.items():
+        for name, value in zip(spec["features"], got[view], strict=True):
+            want = local[name]
+            assert (math.isnan(value) and pd.isna(want)) or value == pytest.approx(want), name
+
+
+def test_cache_answers_repeated_keys_until_the_ttl_passes(live, registered):
+    """Within the TTL a key is answered from the cache; after it, from the server again."""
+    cached = client(live, registered, ttl_s=0.3)
+    first = cached.fetch([KEYS, {**KEYS, "tailnum": "UNKNOWN"}])
+    assert (cached.hits, cached.misses) == (0, 8)
+    second = cached.fetch([KEYS])
+    assert (cached.hits, cached.misses) == (4, 8) and second[0] == first[0]
+    time.sleep(0.35)
+    cached.fetch([KEYS])
+    assert cached.misses == 12
+
+
+def test_unknown_keys_give_nan_not_an_error(live, registered):
+    """A plane the store never saw comes back as NaN features (the model handles missing values)."""
+    got = client(live, registered, 0.0).fetch([{**KEYS, "tailnum": "N0NE"}])[0]
+    assert all(math.isnan(v) for v in got["plane"])
+    assert not any(math.isnan(v) for v in got["origin_weather"][:2])
+
+
+def test_nothing_listening_is_feature_server_unavailable(registered):
+    """A refused connection is a 503-class error naming the server."""
+    from ctloop import services
+
+    layout = registered.bundles["1"].metadata["feature_layout"]["views"]
+    dead = FeatureClient(f"http://127.0.0.1:{services.free_port()}", layout, 0.5, 0.0, 10)
+    with pytest.raises(FeatureServerUnavailableError, match="unreachable") as caught:
+        dead.fetch([KEYS])
+    assert caught.value.status == 503
