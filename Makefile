@@ -10,11 +10,13 @@ UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 VENV := .venv
 SVENV := .venv-serving
+BVENV := .venv-bench-sklearn
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # redis-server: the online store; prometheus: promtool checks our metrics page (and alert rules)
 APT_PACKAGES := redis-server prometheus
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help setup system-packages lock run serve test check lint typecheck validate-pipeline bench clean
 
@@ -38,6 +40,11 @@ $(SVENV)/.synced: requirements/serving.txt $(VENV)/.uv-ok
 	$(UV) pip sync -q --compile-bytecode --python $(SVENV)/bin/python requirements/serving.txt
 	@touch $@
 
+$(BVENV)/.synced: requirements/bench-sklearn.txt $(VENV)/.uv-ok
+	@test -x $(BVENV)/bin/python || $(UV) venv -q --allow-existing $(BVENV) --python 3.12
+	$(UV) pip sync -q --compile-bytecode --python $(BVENV)/bin/python requirements/bench-sklearn.txt
+	@touch $@
+
 system-packages: ## Debian packages the local stack runs (installed only when missing)
 	@for pkg in $(APT_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
@@ -49,6 +56,7 @@ setup: $(VENV)/.synced $(SVENV)/.synced system-packages ## install both environm
 lock: $(VENV)/.uv-ok ## re-lock both environments with hashes (no uv.lock: no download addresses in git)
 	$(UV) pip compile -q pyproject.toml --extra platform --generate-hashes --python-version 3.12 -o requirements/platform.txt
 	$(UV) pip compile -q pyproject.toml --extra serving --generate-hashes --python-version 3.12 -o requirements/serving.txt
+	$(UV) pip compile -q pyproject.toml --extra bench-sklearn --generate-hashes --python-version 3.12 -o requirements/bench-sklearn.txt
 
 run: setup ## the main job on embedded defaults
 	$(BIN)/ctloop run
@@ -71,8 +79,9 @@ validate-pipeline: setup ## compile the pipeline to KFP IR (fails on a wiring or
 
 check: lint typecheck validate-pipeline ## ruff, mypy and the static validators
 
-bench: setup ## benchmarks: each figure next to its baseline, written to bench/results/
-	$(BIN)/python -m bench.run
+bench: setup $(BVENV)/.synced ## benchmarks: each figure next to its baseline, written to bench/results/
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean: ## remove local data (snapshots, Feast, MLflow, pipeline runs)
 	rm -rf data

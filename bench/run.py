@@ -2,13 +2,18 @@
 
 Scenario ``pipeline_full_year``: the whole of 2013 (336,776 flights) ingest → register, once
 through ``kfp.local`` (each step its own process, as on a cluster) and once as the same step
-functions called directly in one process (the baseline). Results go to ``bench/results/``.
+functions called directly in one process (the baseline).
+
+Scenario ``serving`` (``bench/serving.py``): the champion the direct run registered, served by
+our Seldon model class against Seldon's own ceiling, a bare Flask app, Seldon + scikit-learn,
+with and without Feast enrichment and in batches. Results go to ``bench/results/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -25,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 START, END = "2013-01-01", "2013-12-31"
 GOAL_S, LIMIT_S, OVERHEAD_GOAL = 30.0, 60.0, 1.5
+MACHINE = {"cpus": os.cpu_count(), "python": platform.python_version()}
 
 
 def _settings(data_dir: Path, port: int) -> Settings:
@@ -103,28 +109,13 @@ def pipeline(settings: Settings) -> tuple[float, dict[str, float]]:
     return run.seconds, per_task
 
 
-def main() -> None:
-    """Run the scenarios, print the table, write the JSON."""
-    if not sys.flags.optimize:
-        # the pipeline's tasks run with PYTHONOPTIMIZE=1; the direct baseline runs the same way
-        os.execv(sys.executable, [sys.executable, "-O", "-m", "bench.run", *sys.argv[1:]])  # noqa: S606
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary data directories")
-    args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="ctloop-bench-"))
-    port = services.free_port()
-    redis = services.start_redis(port, tmp / "redis")
-    try:
-        steps, document = direct(_settings(tmp / "direct", port))
-        total_direct = sum(steps.values())
-        total_pipeline, tasks = pipeline(_settings(tmp / "pipeline", port))
-    finally:
-        redis.stop()
-    ratio = total_pipeline / total_direct
+def pipeline_report(steps: dict[str, float], document: dict[str, Any], total: float, tasks: dict[str, float]) -> None:
+    """Print the pipeline figures and write ``pipeline_full_year.json``."""
+    total_direct = sum(steps.values())
+    ratio = total / total_direct
     model, baseline = document["candidate"]["overall"], document["baseline"]["overall"]
     rows = [
-        ("full year ingest → register, kfp.local (s)", total_pipeline, total_direct, ratio),
+        ("full year ingest → register, kfp.local (s)", total, total_direct, ratio),
         ("AUC held-out Dec 2013: model vs LR baseline", model["auc"], baseline["auc"], model["auc"] / baseline["auc"]),
         (
             "Brier held-out Dec 2013: model vs baseline",
@@ -133,9 +124,7 @@ def main() -> None:
             model["brier"] / baseline["brier"],
         ),
     ]
-    print(f"\n{'figure':48} {'value':>9} {'baseline':>9} {'ratio':>7}")
-    for name, value, base, r in rows:
-        print(f"{name:48} {value:9.4g} {base:9.4g} {r:7.3f}")
+    table(rows)
     print(f"  pipeline goal ≤ {GOAL_S:.0f} s (limit {LIMIT_S:.0f} s), orchestration overhead ≤ {OVERHEAD_GOAL}×")
     print(f"  ONNX vs scikit-learn max |Δp| on the evaluation rows: {document['onnx_max_abs_diff']:.1e}")
     print(f"\n{'step':16} {'kfp.local (s)':>14} {'direct (s)':>11}")
@@ -144,8 +133,8 @@ def main() -> None:
     out = {
         "scenario": "pipeline_full_year",
         "window": f"{START}..{END}",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "kfp_local_s": round(total_pipeline, 2),
+        "machine": MACHINE,
+        "kfp_local_s": round(total, 2),
         "direct_s": round(total_direct, 2),
         "ratio": round(ratio, 3),
         "goal_s": GOAL_S,
@@ -160,8 +149,73 @@ def main() -> None:
         "steps_kfp_local_s": {k: round(v, 2) for k, v in tasks.items()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    (RESULTS / "pipeline_full_year.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nwrote {RESULTS / 'pipeline_full_year.json'}")
+    write("pipeline_full_year.json", out)
+
+
+def serving_report(results: dict[str, Any], settings: Settings) -> None:
+    """Print the serving figures and write ``serving.json``."""
+    from bench import serving
+
+    cache_ttl_s = settings.serving.feature_cache_ttl_s
+    table(serving.rows(results, cache_ttl_s))
+    print(
+        f"  wrk -t{serving.THREADS} -c{serving.CONNECTIONS}, {serving.WORKERS} workers per server, all on this machine"
+    )
+    out = {
+        "scenario": "serving",
+        "machine": MACHINE,
+        "load": {"threads": serving.THREADS, "connections": serving.CONNECTIONS, "workers": serving.WORKERS},
+        "feature_cache_ttl_s": cache_ttl_s,
+        "results": results,
+        "figures": [
+            {"figure": name, "value": value, "baseline": base, "ratio": None if math.isnan(ratio) else ratio}
+            for name, value, base, ratio in serving.rows(results, cache_ttl_s)
+        ],
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write("serving.json", out)
+
+
+def table(rows: list[tuple[str, float, float, float]]) -> None:
+    """Each figure next to its baseline and the ratio."""
+    print(f"\n{'figure':52} {'value':>9} {'baseline':>9} {'ratio':>7}")
+    for name, value, base, r in rows:
+        print(f"{name:52} {value:9.4g} {base:9.4g} {r:7.3f}")
+
+
+def write(name: str, out: dict[str, Any]) -> None:
+    """One JSON per scenario under ``bench/results/``."""
+    (RESULTS / name).write_text(json.dumps(out, indent=2, allow_nan=False, default=str) + "\n")
+    print(f"wrote {RESULTS / name}")
+
+
+def main() -> None:
+    """Run the scenarios, print the tables, write the JSON."""
+    if not sys.flags.optimize:
+        # the pipeline's tasks run with PYTHONOPTIMIZE=1; the direct baseline runs the same way
+        os.execv(sys.executable, [sys.executable, "-O", "-m", "bench.run", *sys.argv[1:]])  # noqa: S606
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data directories")
+    parser.add_argument("--only", choices=["pipeline", "serving"], help="one scenario (serving still trains first)")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="ctloop-bench-"))
+    port = services.free_port()
+    redis = services.start_redis(port, tmp / "redis")
+    try:
+        direct_settings = _settings(tmp / "direct", port)
+        steps, document = direct(direct_settings)
+        if args.only != "serving":
+            total, tasks = pipeline(_settings(tmp / "pipeline", port))
+            pipeline_report(steps, document, total, tasks)
+        if args.only != "pipeline":
+            from bench import serving
+
+            work = direct_settings.data_dir / "direct"
+            results = serving.run(direct_settings, work / "training_set", work / "model", END)
+            serving_report(results, direct_settings)
+    finally:
+        redis.stop()
     if not args.keep:
         import shutil
 

@@ -34,9 +34,19 @@ class FeatureClient:
     """Fetches feature-view values per flight; cache keyed by (view, join key values)."""
 
     def __init__(
-        self, url: str, views: Mapping[str, Mapping[str, Any]], timeout_s: float, ttl_s: float, max_entries: int
+        self,
+        url: str,
+        views: Mapping[str, Mapping[str, Any]],
+        timeout_s: float,
+        ttl_s: float,
+        max_entries: int,
+        static_ttl_s: float = 0.0,
     ) -> None:
-        """``views``: ``{view: {"join_keys": [...], "features": [...]}}`` from the model's layout."""
+        """``views``: ``{view: {"join_keys": [...], "features": [...], "ttl_s": ...}}`` from the model's layout.
+
+        Values of a view are reused for ``ttl_s``, or ``static_ttl_s`` when the view has no TTL in
+        Feast (``ttl_s`` 0: static attributes); 0 turns caching off for that kind of view.
+        """
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"feature_server_url must be http://host:port, got {url!r}")
@@ -44,7 +54,7 @@ class FeatureClient:
         self._host = parts.hostname
         self._port = parts.port or 80
         self._timeout = urllib3.Timeout(total=timeout_s)
-        self._ttl_s = ttl_s
+        self._ttl = {v: static_ttl_s if spec.get("ttl_s") == 0 else ttl_s for v, spec in views.items()}
         self._per_view = max(1, max_entries // max(1, len(views)))
         self.views = {name: (tuple(v["join_keys"]), tuple(v["features"])) for name, v in views.items()}
         self._cache: dict[str, OrderedDict[tuple[str, ...], tuple[float, Values]]] = {v: OrderedDict() for v in views}
@@ -93,8 +103,9 @@ class FeatureClient:
         missing: dict[str, list[int]] = {}
         for view, (join_keys, _) in self.views.items():
             cache = self._cache[view]
+            cached = self._ttl[view] > 0
             for row, keys in enumerate(keys_per_row):
-                hit = cache.get(tuple(keys[k] for k in join_keys)) if self._ttl_s > 0 else None
+                hit = cache.get(tuple(keys[k] for k in join_keys)) if cached else None
                 if hit is not None and hit[0] > now:
                     out[row][view] = hit[1]
                     self.hits += 1
@@ -129,8 +140,8 @@ class FeatureClient:
             raise FeatureServerUnavailableError(
                 f"feature server {self.url} sent an unexpected response shape"
             ) from None
-        expires = now + self._ttl_s
         for view, view_rows in missing.items():
+            ttl_s = self._ttl[view]
             view_keys, names = self.views[view]
             if any(n not in columns for n in names):
                 absent = sorted(n for n in names if n not in columns)
@@ -142,8 +153,8 @@ class FeatureClient:
                 j = combos[tuple(keys_per_row[row][k] for k in join_keys)]
                 values = tuple(_number(columns[n][j]) for n in names)
                 out[row][view] = values
-                if self._ttl_s > 0:
-                    cache[tuple(keys_per_row[row][k] for k in view_keys)] = (expires, values)
+                if ttl_s > 0:
+                    cache[tuple(keys_per_row[row][k] for k in view_keys)] = (now + ttl_s, values)
             while len(cache) > self._per_view:
                 cache.popitem(last=False)
 

@@ -40,6 +40,7 @@ class FlightDelayModel:
         self.model_error_handler = blueprint(self.params)  # Seldon registers it on its Flask app
         self._features: FeatureClient | None = None
         self._series: metrics.ModelSeries | None = None
+        self._flusher = metrics.Flusher(self.params.metrics_flush_s)
         self._ready_checked = 0.0
         self._ready_error: ServingError | None = None
 
@@ -59,7 +60,12 @@ class FlightDelayModel:
         }:
             p = self.params
             self._features = FeatureClient(
-                p.feature_server_url, views, p.feature_timeout_s, p.feature_cache_ttl_s, p.feature_cache_max_entries
+                p.feature_server_url,
+                views,
+                p.feature_timeout_s,
+                p.feature_cache_ttl_s,
+                p.feature_cache_max_entries,
+                p.static_feature_cache_ttl_s,
             )
         previous = self._series
         series = metrics.ModelSeries(model)
@@ -67,6 +73,7 @@ class FlightDelayModel:
             previous.info.set(0)
             metrics.model_swaps.inc()
         series.info.set(1)
+        self._flusher.track(series)  # the previous version's last counts are flushed first
         self._series = series
         return series
 

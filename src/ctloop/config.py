@@ -51,10 +51,12 @@ class ServingSettings:
     feature_server_workers: int = 2
     feature_timeout_s: float = 1.0
     feature_cache_ttl_s: float = 1.0
+    static_feature_cache_ttl_s: float = 300.0
     feature_cache_max_entries: int = 20_000
     max_batch: int = 1000
     max_body_bytes: int = 1_000_000
     swap_check_s: float = 0.2
+    metrics_flush_s: float = 1.0
     ready_timeout_s: float = 90.0
 
     def model_parameters(self, model_dir: str, feature_server_url: str) -> list[dict[str, str]]:
@@ -65,10 +67,12 @@ class ServingSettings:
             "feature_server_url": feature_server_url,
             "feature_timeout_s": self.feature_timeout_s,
             "feature_cache_ttl_s": self.feature_cache_ttl_s,
+            "static_feature_cache_ttl_s": self.static_feature_cache_ttl_s,
             "feature_cache_max_entries": self.feature_cache_max_entries,
             "max_batch": self.max_batch,
             "max_body_bytes": self.max_body_bytes,
             "swap_check_s": self.swap_check_s,
+            "metrics_flush_s": self.metrics_flush_s,
         }
         return [{"name": k, "value": str(v), "type": kinds[type(v)]} for k, v in values.items()]
 

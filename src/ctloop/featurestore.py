@@ -200,7 +200,7 @@ def feature_names(store: FeatureStore, service_name: str) -> list[str]:
 def service_layout(store: FeatureStore, service_name: str) -> dict[str, Any]:
     """How serving gets each feature of the service, as plain JSON.
 
-    ``views``: per feature view, its join keys and features (read from the online store);
+    ``views``: per feature view, its join keys, features and TTL (read from the online store);
     ``on_demand``: per on-demand view, its request inputs and features (computed from the
     request by the view's own definition). Written into the model's metadata so that serving,
     which imports no Feast, asks the feature server for exactly what training retrieved.
@@ -216,8 +216,10 @@ def service_layout(store: FeatureStore, service_name: str) -> dict[str, Any]:
             inputs = [field.name for source in view.source_request_sources.values() for field in source.schema]
             layout["on_demand"][projection.name] = {"inputs": inputs, "features": names}
         else:
-            keys = [c.name for c in views[projection.name].entity_columns]
-            layout["views"][projection.name] = {"join_keys": keys, "features": names}
+            stored = views[projection.name]
+            keys = [c.name for c in stored.entity_columns]
+            ttl_s = stored.ttl.total_seconds() if stored.ttl else 0.0  # 0: static rows (no TTL)
+            layout["views"][projection.name] = {"join_keys": keys, "features": names, "ttl_s": ttl_s}
     return layout
 
 

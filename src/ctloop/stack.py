@@ -62,8 +62,13 @@ class Process:
             with suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, sig)
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGINT the group (gunicorn's quick shutdown), then SIGKILL what is left after ``timeout_s``."""
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """SIGINT the group (gunicorn's quick shutdown), then SIGKILL what is left after ``timeout_s``.
+
+        Seldon 1.19's master never exits on its own once its workers are gone (a worker's exit hook
+        waits on the metrics manager process that the same signal stopped), hence the short wait.
+        Nothing is lost: serving holds no state, and our metrics live in the multiprocess files.
+        """
         self.signal(signal.SIGINT)
         try:
             self.popen.wait(timeout=timeout_s)
@@ -140,40 +145,66 @@ def serving_python(settings: Settings) -> Path:
     return python
 
 
-def start_microservice(
-    settings: Settings, model_dir: Path, feature_url: str, ports: tuple[int, int], log_dir: Path
+def start_seldon(
+    python: Path,
+    model_class: str,
+    parameters: list[dict[str, str]],
+    ports: tuple[int, int],
+    workers: int,
+    log_dir: Path,
+    ready_timeout_s: float,
+    extra_env: dict[str, str] | None = None,
 ) -> Process:
-    """Seldon's microservice with our model class, ready when ``/health/status`` is 200."""
+    """Seldon's microservice (``serving.launch``: bound to 127.0.0.1, gRPC off) for ``model_class``.
+
+    Ready when ``/health/status`` answers 200; our metrics go to a fresh multiprocess folder.
+    """
     rest_port, metrics_port = ports
     for port in ports:
         if services.port_open(port):
             raise ServiceError(f"port {port} (Seldon microservice) is taken: stop what runs there or change [serving]")
-    root = Path(settings.root).resolve()
-    metrics_dir = log_dir / "prometheus-multiproc"
+    root = Path(__file__).resolve().parents[2]
+    name = model_class.rsplit(".", 1)[-1]
+    metrics_dir = log_dir / f"prometheus-multiproc-{name}"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    cfg = settings.serving
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))},
         "PYTHONPATH": os.pathsep.join([str(root), str(root / "src")]),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "CTLOOP_BIND_HOST": "127.0.0.1",
-        "GUNICORN_WORKERS": str(cfg.workers),
+        "GUNICORN_WORKERS": str(workers),
         "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "false",
         "SELDON_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
-    parameters = cfg.model_parameters(str(model_dir), feature_url)
-    args = [str(serving_python(settings)), "-m", "serving.launch", MODEL_CLASS, "--service-type", "MODEL"]
+    args = [str(python), "-m", "serving.launch", model_class, "--service-type", "MODEL"]
     args += ["--http-port", str(rest_port), "--metrics-port", str(metrics_port), "--grpc-workers", "0"]
-    args += ["--workers", str(cfg.workers), "--parameters", json.dumps(parameters)]
-    process = spawn("seldon-microservice", args, log_dir, env)
+    args += ["--workers", str(workers), "--parameters", json.dumps(parameters)]
+    process = spawn(f"seldon-{name}", args, log_dir, env)
     try:
-        wait_ready(process, f"http://127.0.0.1:{rest_port}/health/status", cfg.ready_timeout_s)
+        wait_ready(process, f"http://127.0.0.1:{rest_port}/health/status", ready_timeout_s)
     except BaseException:
         process.stop()
         raise
     return process
+
+
+def start_microservice(
+    settings: Settings, model_dir: Path, feature_url: str, ports: tuple[int, int], log_dir: Path
+) -> Process:
+    """Our model class in the serving env, with the parameters of ``settings.serving``."""
+    cfg = settings.serving
+    return start_seldon(
+        serving_python(settings),
+        MODEL_CLASS,
+        cfg.model_parameters(str(model_dir), feature_url),
+        ports,
+        cfg.workers,
+        log_dir,
+        cfg.ready_timeout_s,
+    )
 
 
 @dataclass(frozen=True)

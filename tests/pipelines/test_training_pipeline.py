@@ -119,7 +119,7 @@ def test_deploy_exports_the_champion_for_serving(first_run, weak):
     assert len(meta["feature_names"]) == 21 and set(meta["reference_quantiles"]) == set(meta["feature_names"])
     layout = meta["feature_layout"]
     assert set(layout["views"]) == {"origin_weather", "carrier_delay", "route_delay", "plane"}
-    assert layout["views"]["route_delay"]["join_keys"] == ["route"]
+    assert layout["views"]["route_delay"]["join_keys"] == ["route"] and layout["views"]["plane"]["ttl_s"] == 0
     assert layout["on_demand"]["request_time"]["inputs"] == ["sched_dep_local", "distance"]
     fractions = meta["reference_fractions"]["features"]["temp"]
     assert (

@@ -40,6 +40,8 @@ def registered(materialized, training_set, snapshot, tmp_path_factory) -> Regist
             metrics_port=services.free_port(),
             feature_server_port=services.free_port(),
             feature_cache_ttl_s=0.0,  # every request reads the online store: kills and parity are visible
+            static_feature_cache_ttl_s=0.0,
+            metrics_flush_s=0.1,
         ),
     )
     registry = Registry(settings)

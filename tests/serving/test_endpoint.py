@@ -187,6 +187,7 @@ def total(page: dict, name: str, **labels: str) -> float:
 
 def test_metrics_count_the_requests_and_feedback_sent(live, snapshot):
     """Flights scored, per-feature buckets, prediction buckets and feedback outcomes move by what was sent."""
+    time.sleep(0.3)  # earlier tests' drift counts are flushed (metrics_flush_s = 0.1 here)
     before = scrape(live)
     rows = sample_flights(snapshot, 30)
     _, first = call(predictions_url(live), flights_payload(rows[:20]))
@@ -197,6 +198,12 @@ def test_metrics_count_the_requests_and_feedback_sent(live, snapshot):
 
     def moved(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)
+
+    deadline = time.monotonic() + 5  # drift counts reach the page within metrics_flush_s
+    while moved("ctloop_feature_bucket_total", model_version="1", feature="sched_hour") < 30:
+        assert time.monotonic() < deadline, "drift counts never reached the metrics page"
+        time.sleep(0.2)
+        after = scrape(live)
 
     assert moved("ctloop_predictions_total", model_version="1") == 30
     assert moved("ctloop_prediction_bucket_total", model_version="1") == 30

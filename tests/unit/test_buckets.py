@@ -79,5 +79,8 @@ def test_serving_counts_small_and_large_batches_by_the_same_rule():
         chunk = column[start : start + 4]
         small.observe(chunk.reshape(-1, 1).astype(np.float32), np.full(len(chunk), 0.5))
     large.observe(column.reshape(-1, 1).astype(np.float32), np.full(40, 0.5))
+    assert _counts("small") == {}  # counted in memory until flushed
+    small.flush()
+    large.flush()
     assert _counts("small") == expected
     assert _counts("large") == expected

@@ -1,0 +1,1 @@
+"""Baselines the serving benchmark measures our model class against (serving-side envs only)."""
