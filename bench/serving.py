@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -88,12 +89,29 @@ def wrk(url: str, bodies: list[str], seconds: int, work: Path) -> Load:
     body_file.write_text("\n".join(bodies) + "\n")
     env = {**os.environ, "BENCH_BODIES": str(body_file)}
     args = [binary, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url]
-    out = subprocess.run(args, capture_output=True, text=True, env=env, check=True, timeout=seconds + 30)
+    out = subprocess.run(args, capture_output=True, text=True, env=env, check=False, timeout=seconds + 30)
+    if out.returncode:
+        raise RuntimeError(f"wrk failed ({out.returncode}) against {url}:\n{out.stdout}\n{out.stderr}")
     return Load.parse(out.stdout)
+
+
+def answering(url: str, body: str, timeout_s: float = 60.0) -> None:
+    """Wait until ``url`` answers ``body`` with 200 (workers loaded, not just the port bound)."""
+
+    def ok() -> bool:
+        request = urllib.request.Request(url, body.encode(), headers={"Content-Type": "application/json"})  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - loopback bench server
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    services.wait_until(ok, url, timeout_s, interval_s=0.2)
 
 
 def measure(url: str, bodies: list[str], seconds: int, work: Path) -> Load:
     """A 2-second warm-up, then the measured run."""
+    answering(url, bodies[0])
     wrk(url, bodies, 2, work)
     return wrk(url, bodies, seconds, work)
 
@@ -164,7 +182,6 @@ def run(settings: Settings, training_dir: Path, model_dir: Path, end: str, secon
     args = [str(gunicorn), "-w", str(WORKERS), "-b", f"127.0.0.1:{ports[0]}", "bench.baselines.flask_onnx:app"]
     flask = stack.spawn("flask-onnx", args, log_dir, env)
     with running(flask):
-        services.wait_until(lambda: services.port_open(ports[0]), "gunicorn", 30)
         results["flask_onnx"] = measure(url, matrix_rows, seconds, work)
 
     sk_folder = export_sklearn_inputs(settings, work, model_dir, training_dir, end)

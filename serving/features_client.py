@@ -79,6 +79,10 @@ class FeatureClient:
                 body=json.dumps(body).encode(),
                 headers={"Content-Type": "application/json"},
             )
+        except urllib3.exceptions.TimeoutError:
+            raise FeatureServerUnavailableError(
+                f"feature server {self.url} did not answer within {self._timeout.total:g} s (is its online store up?)"
+            ) from None
         except urllib3.exceptions.HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
             raise FeatureServerUnavailableError(f"feature server {self.url} unreachable: {reason}") from None

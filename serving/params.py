@@ -14,7 +14,7 @@ class ServingParams:
     """The ``current`` link (or folder) holding ``model.onnx``, ``metadata.json`` and ``model.json``."""
     feature_server_url: str = "http://127.0.0.1:6566"
     feature_timeout_s: float = 1.0
-    feature_cache_ttl_s: float = 1.0
+    feature_cache_ttl_s: float = 10.0
     """How long online feature values are reused per entity key; 0 turns the cache off."""
     feature_cache_max_entries: int = 20_000
     max_batch: int = 1000

@@ -334,7 +334,7 @@ def serve(
         table.add_row("liveness / readiness", f"{stack.rest_url}/health/ping  {stack.rest_url}/health/status")
         table.add_row("metrics (ours / Seldon's)", f"{stack.metrics_url}  {stack.seldon_metrics_url}")
         table.add_row("feature server", stack.feature_server_url)
-        table.add_row("Redis", f"127.0.0.1:{stack.redis_port}")
+        table.add_row("Redis", f"127.0.0.1:{stack.redis.port}")
         console.print(table)
         console.print("try:")
         console.print(

@@ -50,7 +50,7 @@ class ServingSettings:
     workers: int = 2
     feature_server_workers: int = 2
     feature_timeout_s: float = 1.0
-    feature_cache_ttl_s: float = 1.0
+    feature_cache_ttl_s: float = 10.0
     static_feature_cache_ttl_s: float = 300.0
     feature_cache_max_entries: int = 20_000
     max_batch: int = 1000

@@ -215,7 +215,7 @@ class Stack:
     metrics_url: str
     seldon_metrics_url: str
     feature_server_url: str
-    redis_port: int
+    redis: services.Redis
     model_version: str
     processes: tuple[Process, ...]
 
@@ -245,7 +245,7 @@ def serving_stack(settings: Settings, alias: str = "champion") -> Iterator[Stack
             metrics_url=f"http://127.0.0.1:{cfg.rest_port}/metrics",
             seldon_metrics_url=f"http://127.0.0.1:{cfg.metrics_port}/metrics",
             feature_server_url=feature_url,
-            redis_port=redis.port,
+            redis=redis,
             model_version=deployed.version,
             processes=(feast, seldon),
         )
