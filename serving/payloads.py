@@ -120,13 +120,14 @@ def _column(message: object, where: str) -> list[Any]:
     return [v[0] if isinstance(v, list) and len(v) == 1 else v for v in values]
 
 
-def _probabilities(response: Mapping[str, Any]) -> list[Any]:
-    if "jsonData" not in response:
-        return _column(response, "response")
-    probabilities = _object(response["jsonData"], "response.jsonData").get("probabilities")
-    if not isinstance(probabilities, list):
-        raise bad_field("response.jsonData.probabilities", "expected the list the endpoint returned")
-    return probabilities
+def _values(message: Mapping[str, Any], where: str, key: str, what: str) -> list[Any]:
+    """One value per flight: ``jsonData.<key>`` or Seldon's ``data.ndarray``."""
+    if "jsonData" not in message:
+        return _column(message, where)
+    values = _object(message["jsonData"], f"{where}.jsonData").get(key)
+    if not isinstance(values, list):
+        raise bad_field(f"{where}.jsonData.{key}", what)
+    return values
 
 
 def _version(response: Mapping[str, Any]) -> str:
@@ -135,15 +136,6 @@ def _version(response: Mapping[str, Any]) -> str:
     if not isinstance(version, str | int | float) or isinstance(version, bool) or str(version) == "":
         raise bad_field("response.meta.tags.model_version", "missing: send back the response's meta.tags")
     return str(int(version)) if isinstance(version, float) and version.is_integer() else str(version)
-
-
-def _outcomes(truth: Mapping[str, Any]) -> list[Any]:
-    if "jsonData" not in truth:
-        return _column(truth, "truth")
-    outcomes = _object(truth["jsonData"], "truth.jsonData").get("delayed")
-    if not isinstance(outcomes, list):
-        raise bad_field("truth.jsonData.delayed", "expected one true/false per flight")
-    return outcomes
 
 
 def parse_feedback(raw: bytes, max_batch: int) -> Feedback:
@@ -162,9 +154,9 @@ def parse_feedback(raw: bytes, max_batch: int) -> Feedback:
     if "reward" in feedback:
         _finite(feedback["reward"], "reward")
     response = _object(feedback["response"], "response")
-    probabilities = _probabilities(response)
+    probabilities = _values(response, "response", "probabilities", "expected the list the endpoint returned")
     version = _version(response)
-    outcomes = _outcomes(_object(feedback["truth"], "truth"))
+    outcomes = _values(_object(feedback["truth"], "truth"), "truth", "delayed", "expected one true/false per flight")
     if not probabilities or len(probabilities) != len(outcomes) or len(outcomes) > max_batch:
         counts = f"{len(outcomes)} outcomes for {len(probabilities)} predictions"
         raise bad_field("truth", f"{counts}: give one per prediction (at most {max_batch})")
