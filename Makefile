@@ -11,6 +11,7 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 SVENV := .venv-serving
 BVENV := .venv-bench-sklearn
+TVENV := .venv-tools
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # redis-server: the online store; prometheus: promtool checks our metrics page (and alert rules)
@@ -27,9 +28,9 @@ $(VENV)/.uv-ok:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
 	@mkdir -p $(VENV) && touch $@
 
-$(VENV)/.synced: requirements/platform.txt pyproject.toml $(VENV)/.uv-ok
+$(VENV)/.synced: requirements/dev.txt pyproject.toml $(VENV)/.uv-ok
 	@test -x $(BIN)/python || $(UV) venv -q --allow-existing $(VENV) --python 3.12
-	$(UV) pip sync -q --compile-bytecode --python $(BIN)/python requirements/platform.txt
+	$(UV) pip sync -q --compile-bytecode --python $(BIN)/python requirements/dev.txt
 	$(UV) pip install -q --no-deps --python $(BIN)/python -e .
 	@# pipeline tasks run with PYTHONOPTIMIZE=1 (pipelines/local.py): give them their bytecode too
 	$(BIN)/python -O -m compileall -q -j 0 $(VENV)/lib/python3.12/site-packages >/dev/null || true
@@ -38,6 +39,11 @@ $(VENV)/.synced: requirements/platform.txt pyproject.toml $(VENV)/.uv-ok
 $(SVENV)/.synced: requirements/serving.txt $(VENV)/.uv-ok
 	@test -x $(SVENV)/bin/python || $(UV) venv -q --allow-existing $(SVENV) --python 3.12
 	$(UV) pip sync -q --compile-bytecode --python $(SVENV)/bin/python requirements/serving.txt
+	@touch $@
+
+$(TVENV)/.synced: requirements/tools.txt $(VENV)/.uv-ok
+	@test -x $(TVENV)/bin/python || $(UV) venv -q --allow-existing $(TVENV) --python 3.12
+	$(UV) pip sync -q --python $(TVENV)/bin/python requirements/tools.txt
 	@touch $@
 
 $(BVENV)/.synced: requirements/bench-sklearn.txt $(VENV)/.uv-ok
@@ -55,8 +61,11 @@ setup: $(VENV)/.synced $(SVENV)/.synced system-packages ## install both environm
 
 lock: $(VENV)/.uv-ok ## re-lock both environments with hashes (no uv.lock: no download addresses in git)
 	$(UV) pip compile -q pyproject.toml --extra platform --generate-hashes --python-version 3.12 -o requirements/platform.txt
+	@# the dev venv = the platform image's exact packages + tools (the constraint keeps them equal)
+	$(UV) pip compile -q pyproject.toml --extra platform --extra dev -c requirements/platform.txt --generate-hashes --python-version 3.12 -o requirements/dev.txt
 	$(UV) pip compile -q pyproject.toml --extra serving --generate-hashes --python-version 3.12 -o requirements/serving.txt
 	$(UV) pip compile -q pyproject.toml --extra bench-sklearn --generate-hashes --python-version 3.12 -o requirements/bench-sklearn.txt
+	$(UV) pip compile -q pyproject.toml --extra tools --generate-hashes --python-version 3.12 -o requirements/tools.txt
 
 run: setup ## the main job on embedded defaults
 	$(BIN)/ctloop run

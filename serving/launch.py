@@ -5,7 +5,7 @@ Locally ctloop serves on loopback only, so this entry point sets gunicorn's bind
 ``CTLOOP_BIND_HOST`` (default ``127.0.0.1``; the serving image sets ``0.0.0.0`` for its pod)
 and then runs Seldon's own ``main`` with the same command-line arguments.
 ``PROMETHEUS_MULTIPROC_DIR`` must be set before ``prometheus_client`` is imported: it is
-checked here, first.
+checked (and the folder created) here, first.
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ from typing import Any
 def main() -> None:
     """``python -m serving.launch serving.model.FlightDelayModel --http-port 9000 ...``."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
-    if not folder or not os.path.isdir(folder):  # noqa: PTH112 - before anything else is imported
-        sys.exit(f"error: PROMETHEUS_MULTIPROC_DIR must name an existing folder (got {folder!r})")
+    if not folder:
+        sys.exit("error: set PROMETHEUS_MULTIPROC_DIR to a writable folder (our metrics live there)")
+    try:
+        os.makedirs(folder, exist_ok=True)  # noqa: PTH103 - a pod's /tmp starts empty
+    except OSError as exc:
+        sys.exit(f"error: PROMETHEUS_MULTIPROC_DIR {folder!r}: {exc.strerror}")
     host = os.environ.get("CTLOOP_BIND_HOST", "127.0.0.1")
 
     from seldon_core import gunicorn_utils, microservice
