@@ -79,6 +79,9 @@ class FeatureClient:
                 body=json.dumps(body).encode(),
                 headers={"Content-Type": "application/json"},
             )
+        except urllib3.exceptions.NewConnectionError as exc:  # a subclass of the timeout errors: first
+            detail = str(exc).split(": ", 1)[-1]  # "Failed to establish a new connection: [Errno 111] ..."
+            raise FeatureServerUnavailableError(f"feature server {self.url} unreachable: {detail}") from None
         except urllib3.exceptions.TimeoutError:
             raise FeatureServerUnavailableError(
                 f"feature server {self.url} did not answer within {self._timeout.total:g} s (is its online store up?)"

@@ -303,19 +303,25 @@ def test_feature_server_down_is_503_and_not_ready_then_recovers(live, registered
     feast = live.processes[0]
     assert feast.name == "feature-server"
     cfg = registered.settings.serving
-    feast.stop()
-    status, answer = call(predictions_url(live), flights_payload([GOOD]))
-    assert (status, answer["status"]["reason"]) == (503, "FEATURE_SERVER_UNAVAILABLE")
-    assert "unreachable" in answer["status"]["info"]
-    services.wait_until(lambda: call(f"{live.rest_url}/health/status")[0] == 503, "readiness false", 5)
-    assert call(f"{live.rest_url}/health/ping")[0] == 200
-    status, _ = call(predictions_url(live), {"data": {"names": [], "ndarray": [[]]}})
-    assert status == 400  # the model-only path does not need the feature server
     log_dir = registered.settings.data_dir / "logs" / "serving"
-    restarted = stack.start_feature_server(
-        registered.settings, cfg.feature_server_port, cfg.feature_server_workers, log_dir
-    )
-    request.config.add_cleanup(restarted.stop)  # the session's stack goes on with the new server
+
+    def restart() -> None:
+        restarted = stack.start_feature_server(
+            registered.settings, cfg.feature_server_port, cfg.feature_server_workers, log_dir
+        )
+        request.config.add_cleanup(restarted.stop)  # the session's stack goes on with the new server
+
+    feast.stop()
+    try:
+        status, answer = call(predictions_url(live), flights_payload([GOOD]))
+        assert (status, answer["status"]["reason"]) == (503, "FEATURE_SERVER_UNAVAILABLE")
+        assert "unreachable" in answer["status"]["info"]
+        services.wait_until(lambda: call(f"{live.rest_url}/health/status")[0] == 503, "readiness false", 5)
+        assert call(f"{live.rest_url}/health/ping")[0] == 200
+        status, _ = call(predictions_url(live), {"data": {"names": [], "ndarray": [[]]}})
+        assert status == 400  # the model-only path does not need the feature server
+    finally:
+        restart()  # later tests use the same stack, whatever happened above
     back = time.monotonic()
     services.wait_until(lambda: call(predictions_url(live), flights_payload([GOOD]))[0] == 200, "recovery", 5)
     services.wait_until(lambda: call(f"{live.rest_url}/health/status")[0] == 200, "readiness true", 5)
