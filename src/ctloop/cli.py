@@ -433,6 +433,17 @@ def features_materialize(
     console.print(f"snapshot {result.sha256[:12]}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+@features_app.command("load-online")
+@friendly
+def features_load_online(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """Load the online store with the offline feature tables' whole span (the cluster's materialize CronJob)."""
+    from ctloop import featurestore as fs
+
+    settings = load_settings(config)
+    start, end = fs.load_online(settings)
+    console.print(f"online store loaded: {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC")
+
+
 def main() -> None:
     """Console entry point."""
     app()

@@ -12,6 +12,8 @@ import copy
 import importlib.util
 import io
 import logging
+import os
+import string
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -47,21 +49,22 @@ def offline_uri(settings: Settings) -> str:
     return settings.features.offline_uri or str(feast_dir(settings) / "data")
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Parse a ``feature_store.yaml``."""
-    data = yaml.safe_load(path.read_text())
+def load_yaml(path: Path, values: dict[str, str] | None = None) -> dict[str, Any]:
+    """Parse a ``feature_store.yaml``, filling ``${VAR}`` from ``values``, then the environment.
+
+    Feast's own loader expands environment variables the same way (``feast serve`` on a cluster
+    reads ``${CTLOOP_REDIS}`` from the pod); an unknown variable is left as it is.
+    """
+    text = string.Template(path.read_text()).safe_substitute({**os.environ, **(values or {})})
+    data = yaml.safe_load(text)
     if not isinstance(data, dict):
         raise FeatureStoreError(f"{path} is not a mapping")
     return data
 
 
 def repo_config(settings: Settings, yaml_path: Path | None = None) -> RepoConfig:
-    """The environment's config with local values applied (Redis port, repo path)."""
-    data = load_yaml(yaml_path or settings.feature_store_yaml)
-    online = dict(data.get("online_store") or {})
-    if yaml_path is None and online.get("type") == "redis":
-        online["connection_string"] = f"127.0.0.1:{settings.services.redis_port}"
-        data["online_store"] = online
+    """The environment's config with this machine's values filled in (Redis port, repo path)."""
+    data = load_yaml(yaml_path or settings.feature_store_yaml, {"CTLOOP_REDIS_PORT": str(settings.services.redis_port)})
     repo = feast_dir(settings)
     repo.mkdir(parents=True, exist_ok=True)
     registry = data.get("registry")

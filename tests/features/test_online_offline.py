@@ -111,3 +111,14 @@ def test_cluster_feature_store_yaml_parses_and_its_definitions_apply(tmp_path, m
     sources = {fv.name: fv.batch_source.path for fv in store.list_feature_views()}
     assert sources["origin_weather"] == "s3://ctloop-feast/data/origin_weather.parquet"
     assert fs.feature_names(store, "flight_delay_v1")[:2] == ["temp", "dewp"]
+
+
+def test_cluster_feature_store_yaml_takes_redis_from_the_environment(tmp_path, monkeypatch):
+    """Feast's own loader fills the cluster Redis address from CTLOOP_REDIS (set per namespace by the manifests)."""
+    from feast.repo_config import load_repo_config
+
+    monkeypatch.setenv("CTLOOP_REDIS", "redis:6379")
+    cluster_yaml = ROOT / "feature_repo" / "cluster" / "feature_store.yaml"
+    assert "${CTLOOP_REDIS}" in cluster_yaml.read_text()
+    config = load_repo_config(tmp_path, cluster_yaml)
+    assert config.online_store.connection_string == "redis:6379"
