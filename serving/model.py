@@ -36,7 +36,10 @@ class FlightDelayModel:
     def __init__(self, **parameters: Any) -> None:
         """Read the parameters; the model itself loads in each worker (:meth:`load`)."""
         self.params = ServingParams.from_parameters(parameters)
-        self.watcher = ModelWatcher(Path(self.params.model_dir), self.params.swap_check_s)
+        p = self.params
+        card = {"name": p.model_name, "version": p.model_version, "alias": p.model_alias}
+        card["feature_service"] = p.feature_service
+        self.watcher = ModelWatcher(Path(p.model_dir), p.swap_check_s, card if p.model_version else None)
         self.model_error_handler = blueprint(self.params)  # Seldon registers it on its Flask app
         self._features: FeatureClient | None = None
         self._series: metrics.ModelSeries | None = None

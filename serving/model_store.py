@@ -75,11 +75,17 @@ def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def load_model(folder: Path, target: str) -> LoadedModel:
-    """Load a model folder completely, or raise :class:`ModelLoadError`."""
+def load_model(folder: Path, target: str, fallback_card: dict[str, Any] | None = None) -> LoadedModel:
+    """Load a model folder completely, or raise :class:`ModelLoadError`.
+
+    ``model.json`` (written by ``ctloop deploy`` locally) names the version; a folder Seldon's
+    storage initializer downloaded has none, and ``fallback_card`` (the deploy step's
+    parameters) says it instead.
+    """
     try:
         metadata = json.loads((folder / METADATA_FILE).read_text())
-        card = json.loads((folder / CARD_FILE).read_text())
+        card_file = folder / CARD_FILE
+        card = json.loads(card_file.read_text()) if card_file.exists() or not fallback_card else dict(fallback_card)
         session = _session(folder / ONNX_FILE)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load model from {folder}: {exc}") from exc
@@ -112,10 +118,11 @@ def load_model(folder: Path, target: str) -> LoadedModel:
 class ModelWatcher:
     """Keeps the worker's model in step with the ``model_dir`` link."""
 
-    def __init__(self, model_dir: Path, check_every_s: float) -> None:
+    def __init__(self, model_dir: Path, check_every_s: float, fallback_card: dict[str, Any] | None = None) -> None:
         """Nothing is loaded until :meth:`start` (Seldon calls ``load`` in each worker)."""
         self.model_dir = model_dir
         self.check_every_s = check_every_s
+        self.fallback_card = fallback_card
         self._model: LoadedModel | None = None
         self._next_check = 0.0
         self._failed_target = ""
@@ -135,7 +142,7 @@ class ModelWatcher:
     def start(self) -> LoadedModel:
         """Load the model the link points at now (errors propagate: a worker without a model must not start)."""
         target = self._target()
-        self._model = load_model(self._folder(target), target)
+        self._model = load_model(self._folder(target), target, self.fallback_card)
         self._next_check = time.monotonic() + self.check_every_s
         return self._model
 
@@ -152,7 +159,7 @@ class ModelWatcher:
         if target in (model.target, self._failed_target):
             return model
         try:
-            fresh = load_model(self._folder(target), target)
+            fresh = load_model(self._folder(target), target, self.fallback_card)
         except ModelLoadError:
             self._failed_target = target  # tried once; a later deploy moves the link again
             self.load_errors += 1

@@ -26,6 +26,11 @@ class ServingParams:
     """How often a worker moves its in-memory drift counts into the Prometheus counters."""
     static_feature_cache_ttl_s: float = 300.0
     """Cache time for feature views without a TTL in Feast (static attributes such as planes)."""
+    model_name: str = ""
+    model_version: str = ""
+    model_alias: str = ""
+    feature_service: str = ""
+    """What ``meta.tags`` reports when the model folder has no ``model.json`` (a cluster's download)."""
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, Any]) -> ServingParams:

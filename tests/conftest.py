@@ -10,6 +10,7 @@ import pytest
 
 from ctloop import data, featurestore, pipeline_steps, services
 from ctloop.config import Settings
+from tests.recording import Recorder, recording_server
 
 ROOT = Path(__file__).resolve().parent.parent
 # a small window keeps the suite fast: 6 weeks of flights, the last 2 for evaluation
@@ -69,3 +70,10 @@ def store(materialized: Settings) -> featurestore.FeatureStore:
 @pytest.fixture(scope="session")
 def training_set(materialized: Settings, snapshot: data.IngestResult) -> pipeline_steps.core.TrainingSet:
     return pipeline_steps.training_set(materialized, Path(snapshot.path), START, END)
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """A local recording HTTP server (contract checks of the Kubernetes and KFP API calls)."""
+    with recording_server() as server:
+        yield server

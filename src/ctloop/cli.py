@@ -54,6 +54,7 @@ class UserError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     # imported only when an error is being handled: module imports here stay cheap
     from ctloop.data import DataSourceError
+    from ctloop.kube import KubeError
     from ctloop.registry import RegistryError
     from ctloop.schema import DataValidationError
     from ctloop.services import ServiceError
@@ -64,6 +65,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ConfigError,
         DataSourceError,
         DataValidationError,
+        KubeError,
         RegistryError,
         ServiceError,
         TrainingError,
@@ -285,10 +287,10 @@ def deploy(
     alias: Annotated[str, typer.Option(help="Registry alias to serve.")] = "champion",
     config: ConfigOption = Path(DEFAULT_CONFIG),
 ) -> None:
-    """Resolve ALIAS to a version and switch the local serving folder to it (atomically)."""
-    from ctloop.deploy import deploy_alias
+    """Resolve ALIAS to a version and deploy it: the local serving link, or the cluster's SeldonDeployment."""
+    from ctloop.deploy import deploy as deploy_to
 
-    done = deploy_alias(load_settings(config), alias)
+    done = deploy_to(load_settings(config), alias)
     state = "switched to" if done.switched else "already at"
     console.print(f"serving {state} v{done.version} ({alias}): {done.path}")
 

@@ -41,6 +41,21 @@ class Services:
 
 
 @dataclass(frozen=True)
+class DeploySettings:
+    """Where a promoted model goes: ``local`` (switch ``data/serving/current``) or ``seldon``.
+
+    ``seldon``: the SeldonDeployment ``seldon_deployment`` in ``namespace`` (created by the
+    manifests) gets the champion, and the challenger as a canary with ``canary_percent`` of the
+    traffic (0: no canary), by server-side apply.
+    """
+
+    target: str = "local"
+    namespace: str = "ctloop"
+    seldon_deployment: str = "flight-delay"
+    canary_percent: int = 0
+
+
+@dataclass(frozen=True)
 class ServingSettings:
     """The local serving stack: loopback ports, worker counts and the model class's parameters."""
 
@@ -84,6 +99,8 @@ class RegistrySettings:
     model_name: str = "flight-delay"
     experiment: str = "flight-delay-training"
     tracking_uri: str = ""
+    artifacts_destination: str = ""
+    """The MLflow server's ``--artifacts-destination`` (``s3://mlflow`` on a cluster), to give Seldon a URI."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +187,7 @@ class Settings:
     train: TrainParams = field(default_factory=TrainParams)
     gate: GateSettings = field(default_factory=GateSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
+    deploy: DeploySettings = field(default_factory=DeploySettings)
 
     @property
     def data_dir(self) -> Path:
@@ -257,6 +275,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "features": FeatureSettings,
     "pipeline": PipelineSettings,
     "serving": ServingSettings,
+    "deploy": DeploySettings,
     "train": TrainParams,
     "gate": GateSettings,
 }

@@ -14,9 +14,10 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ctloop.config import Settings
-from ctloop.registry import CHAMPION, Registry, RegistryError
+from ctloop.registry import CHALLENGER, CHAMPION, Registry, RegistryError
 
 CURRENT = "current"
 MODEL_CARD = "model.json"
@@ -88,3 +89,45 @@ def deploy_alias(settings: Settings, alias: str = CHAMPION) -> Deployed:
     root.mkdir(parents=True, exist_ok=True)
     folder = export_version(registry, version.version, alias, root)
     return Deployed(version.version, alias, folder, switch_current(root, folder))
+
+
+def deploy_seldon(settings: Settings, kube: Any = None) -> Deployed:
+    """Give the cluster's SeldonDeployment the champion (and the challenger as a canary, if configured).
+
+    The aliases are resolved here to versions and object-storage URIs (Seldon cannot resolve
+    ``models:/name@alias``); ``kube`` is a :class:`ctloop.kube.Kube` (built from settings if None).
+    """
+    from ctloop import kube as k8s
+
+    registry = Registry(settings)
+    champion = registry.by_alias(CHAMPION)
+    if champion is None:
+        raise RegistryError(f"{settings.registry.model_name} has no champion to deploy: run the training pipeline")
+    challenger = registry.by_alias(CHALLENGER) if settings.deploy.canary_percent else None
+
+    def served(version: str, alias: str) -> k8s.ServedModel:
+        mv = registry.get(version)
+        uri = registry.serving_uri(version)
+        return k8s.ServedModel(mv.name, version, alias, uri, mv.tags.get("feature_service", ""))
+
+    cluster = kube or k8s.Kube(settings.deploy.namespace)
+    live = cluster.get_seldon_deployment(settings.deploy.seldon_deployment)
+    body = k8s.render_predictors(
+        live,
+        served(champion.version, CHAMPION),
+        served(challenger.version, CHALLENGER) if challenger is not None else None,
+        settings.deploy.canary_percent,
+    )
+    before = live.get("metadata", {}).get("labels", {}).get(k8s.VERSION_LABEL)
+    cluster.apply(body)
+    where = f"seldondeployment/{settings.deploy.seldon_deployment} -n {settings.deploy.namespace}"
+    return Deployed(champion.version, CHAMPION, Path(where), before != champion.version)
+
+
+def deploy(settings: Settings, alias: str = CHAMPION) -> Deployed:
+    """Deploy where ``[deploy] target`` says: ``local`` (switch the serving link) or ``seldon`` (the cluster)."""
+    if settings.deploy.target == "local":
+        return deploy_alias(settings, alias)
+    if settings.deploy.target == "seldon":
+        return deploy_seldon(settings)
+    raise RegistryError(f"[deploy] target must be 'local' or 'seldon', got {settings.deploy.target!r}")

@@ -189,8 +189,8 @@ def register(
     version = registry.register(model_dir, f"train-{lineage.get('window', '')}", tags, params, metrics, artifacts)
     registry.set_alias(CHALLENGER, version.version)
     if promote:
-        from ctloop.deploy import deploy_alias
+        from ctloop.deploy import deploy
 
         registry.promote(version.version)
-        deploy_alias(settings)  # locally: export it and switch serving's link (a running server swaps)
+        deploy(settings)  # locally: switch serving's link (a running server swaps); a cluster: the SeldonDeployment
     return version.version

@@ -226,6 +226,16 @@ class Registry:
         )
         return Path(path)
 
+    def serving_uri(self, version: str) -> str:
+        """Where a version's serving folder lives, as object storage Seldon's initializer can read.
+
+        With MLflow's proxied artifacts (``mlflow-artifacts:/...``) the path is mapped onto the
+        server's ``--artifacts-destination`` (``[registry] artifacts_destination``).
+        """
+        mv = self.get(version)
+        run_uri = str(self.client.get_run(mv.run_id).info.artifact_uri).rstrip("/")
+        return serving_uri_for(run_uri, self.settings.registry.artifacts_destination)
+
     def _convert(self, mv: Any) -> ModelVersion:
         return ModelVersion(
             name=str(mv.name),
@@ -235,3 +245,17 @@ class Registry:
             tags=dict(mv.tags or {}),
             created_ms=int(mv.creation_timestamp or 0),
         )
+
+
+def serving_uri_for(run_artifact_uri: str, artifacts_destination: str) -> str:
+    """``<run artifacts>/serving``, with ``mlflow-artifacts:/`` mapped onto ``artifacts_destination``."""
+    uri = f"{run_artifact_uri.rstrip('/')}/serving"
+    prefix = "mlflow-artifacts:"
+    if uri.startswith(prefix):
+        if not artifacts_destination:
+            raise RegistryError(
+                f"{uri} is served by the MLflow server: set [registry] artifacts_destination "
+                "(the server's --artifacts-destination)"
+            )
+        uri = f"{artifacts_destination.rstrip('/')}/{uri.removeprefix(prefix).lstrip('/')}"
+    return uri
