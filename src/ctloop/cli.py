@@ -54,6 +54,7 @@ class UserError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     # imported only when an error is being handled: module imports here stay cheap
     from ctloop.data import DataSourceError
+    from ctloop.kfp_client import KfpError
     from ctloop.kube import KubeError
     from ctloop.registry import RegistryError
     from ctloop.schema import DataValidationError
@@ -65,6 +66,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ConfigError,
         DataSourceError,
         DataValidationError,
+        KfpError,
         KubeError,
         RegistryError,
         ServiceError,
@@ -405,6 +407,88 @@ def pipeline_compile(
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(build(settings, git_sha=sha, pipeline_version=sha), str(output))
     console.print(f"wrote {output} (image {image})")
+
+
+HostOption = Annotated[
+    str,
+    typer.Option(
+        help="KFP API, e.g. http://localhost:8080 (kubectl port-forward svc/ml-pipeline-ui -n kubeflow 8080:80)."
+    ),
+]
+ShaOption = Annotated[str, typer.Option("--version", help="Pipeline version name (default: the checkout's git SHA).")]
+
+
+def _pipeline_name() -> str:
+    from pipelines.training import PIPELINE_NAME
+
+    return PIPELINE_NAME
+
+
+@pipeline_app.command("upload")
+@friendly
+def pipeline_upload(
+    host: HostOption,
+    version: ShaOption = "",
+    config: ConfigOption = Path("config/cluster.toml"),
+) -> None:
+    """Compile the pipeline for the platform image of VERSION (git SHA) and upload it as that version."""
+    import tempfile
+
+    from ctloop.kfp_client import Kfp
+
+    settings = load_settings(config)
+    sha = version or git_sha(settings.root)
+    package = Path(tempfile.mkdtemp(prefix="ctloop-upload-")) / "pipeline.yaml"
+    # compile in a fresh process: the image is read once by components/image.py at import
+    cli = Path(sys.executable).parent / "ctloop"
+    args = [str(cli), "pipeline", "compile", "--output", str(package), "--image-tag", sha, "--config", str(config)]
+    compiled = subprocess.run(args, check=False, capture_output=True, text=True)
+    if compiled.returncode:
+        raise UserError(f"compiling the pipeline failed: {compiled.stderr.strip()[-300:]}")
+    done = Kfp(host).upload(package, _pipeline_name(), sha, description=f"ctloop {sha[:12]}")
+    state = "uploaded" if done.created else "already uploaded (nothing to do)"
+    console.print(f"{_pipeline_name()} version {sha}: {state} (pipeline {done.pipeline_id}, version {done.version_id})")
+
+
+@pipeline_app.command("run")
+@friendly
+def pipeline_run(
+    host: HostOption,
+    version: ShaOption = "",
+    start: StartOption = "2013-01-01",
+    end: EndOption = "2013-03-31",
+    experiment: Annotated[str, typer.Option(help="KFP experiment.")] = "ctloop",
+    config: ConfigOption = Path("config/cluster.toml"),
+) -> None:
+    """Start a run of an uploaded pipeline version on a window."""
+    from ctloop.kfp_client import Kfp
+
+    settings = load_settings(config)
+    sha = version or git_sha(settings.root)
+    run_id = Kfp(host).run(_pipeline_name(), sha, experiment, f"train-{start}-{end}", {"start": start, "end": end})
+    console.print(f"started run {run_id} of {_pipeline_name()} {sha[:12]} ({start}..{end})")
+
+
+@pipeline_app.command("schedule")
+@friendly
+def pipeline_schedule(
+    host: HostOption,
+    cron: Annotated[str, typer.Option(help="KFP cron (6 fields, with seconds), e.g. '0 0 3 * * *'.")],
+    version: ShaOption = "",
+    start: StartOption = "2013-01-01",
+    end: EndOption = "2013-03-31",
+    name: Annotated[str, typer.Option(help="Recurring run name (one per name).")] = "flight-delay-nightly",
+    experiment: Annotated[str, typer.Option(help="KFP experiment.")] = "ctloop",
+    config: ConfigOption = Path("config/cluster.toml"),
+) -> None:
+    """Create or update the recurring run NAME for a pipeline version (the CT loop's fallback trigger)."""
+    from ctloop.kfp_client import Kfp
+
+    settings = load_settings(config)
+    sha = version or git_sha(settings.root)
+    params = {"start": start, "end": end}
+    run_id, changed = Kfp(host).schedule(_pipeline_name(), sha, experiment, name, cron, params)
+    console.print(f"recurring run {name} ({run_id}): {'created' if changed else 'unchanged'}, cron {cron!r}")
 
 
 @features_app.command("apply")
