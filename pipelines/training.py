@@ -3,7 +3,7 @@
 ingest → validate → materialize → training set → train → evaluate → gate → (blessed) register.
 """
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 from kfp.dsl.graph_component import GraphComponent
 
 from components.evaluate import evaluate
@@ -84,7 +84,10 @@ def build(settings: Settings, git_sha: str = "unknown", pipeline_version: str = 
             registered.set_caching_options(False)  # writes the registry
 
         for task in (ingested, checked, loaded, built, fitted, scored, decided, registered):
-            for name, value in TASK_ENV.items():
+            for name, value in {**TASK_ENV, **settings.pipeline.task_env()}.items():
                 task.set_env_variable(name, value)
+            if settings.pipeline.s3_secret:
+                keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+                kubernetes.use_secret_as_env(task, settings.pipeline.s3_secret, {k: k for k in keys})
 
     return flight_delay_training

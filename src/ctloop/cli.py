@@ -465,7 +465,8 @@ def pipeline_run(
 
     settings = load_settings(config)
     sha = version or git_sha(settings.root)
-    run_id = Kfp(host).run(_pipeline_name(), sha, experiment, f"train-{start}-{end}", {"start": start, "end": end})
+    params = {"start": start, "end": end, "settings_json": settings.to_json()}  # this environment's settings
+    run_id = Kfp(host).run(_pipeline_name(), sha, experiment, f"train-{start}-{end}", params)
     console.print(f"started run {run_id} of {_pipeline_name()} {sha[:12]} ({start}..{end})")
 
 
@@ -486,7 +487,7 @@ def pipeline_schedule(
 
     settings = load_settings(config)
     sha = version or git_sha(settings.root)
-    params = {"start": start, "end": end}
+    params = {"start": start, "end": end, "settings_json": settings.to_json()}
     run_id, changed = Kfp(host).schedule(_pipeline_name(), sha, experiment, name, cron, params)
     console.print(f"recurring run {name} ({run_id}): {'created' if changed else 'unchanged'}, cron {cron!r}")
 

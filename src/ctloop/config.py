@@ -38,6 +38,8 @@ class Services:
 
     redis_port: int = 6379
     mlflow_ui_port: int = 5000
+    redis_address: str = ""
+    """``host:port`` of the online store when it is not ours on loopback (a cluster's Redis Service)."""
 
 
 @dataclass(frozen=True)
@@ -117,10 +119,25 @@ class FeatureSettings:
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """The platform image the compiled pipeline names (tag empty: the git SHA)."""
+    """The platform image the compiled pipeline names (tag empty: the git SHA), and what its tasks need on a cluster.
+
+    ``s3_endpoint_url``: the object store (MinIO) every task reaches for Feast's registry and
+    offline data and MLflow's artifacts; ``s3_secret``: a Secret in the pipeline pods' namespace
+    whose ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` the tasks get as environment. Empty
+    locally.
+    """
 
     platform_image: str = "ghcr.io/ctloop/platform"
     image_tag: str = ""
+    s3_endpoint_url: str = ""
+    s3_secret: str = ""
+
+    def task_env(self) -> dict[str, str]:
+        """Plain environment variables for every task on a cluster."""
+        if not self.s3_endpoint_url:
+            return {}
+        names = ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "FEAST_S3_ENDPOINT_URL")
+        return dict.fromkeys(names, self.s3_endpoint_url)
 
 
 class JsonSection:

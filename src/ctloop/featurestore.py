@@ -64,7 +64,10 @@ def load_yaml(path: Path, values: dict[str, str] | None = None) -> dict[str, Any
 
 def repo_config(settings: Settings, yaml_path: Path | None = None) -> RepoConfig:
     """The environment's config with this machine's values filled in (Redis port, repo path)."""
-    data = load_yaml(yaml_path or settings.feature_store_yaml, {"CTLOOP_REDIS_PORT": str(settings.services.redis_port)})
+    values = {"CTLOOP_REDIS_PORT": str(settings.services.redis_port)}
+    if settings.services.redis_address:
+        values["CTLOOP_REDIS"] = settings.services.redis_address
+    data = load_yaml(yaml_path or settings.feature_store_yaml, values)
     repo = feast_dir(settings)
     repo.mkdir(parents=True, exist_ok=True)
     registry = data.get("registry")

@@ -77,3 +77,25 @@ def test_compile_defaults_to_the_git_sha(tmp_path):
     ).stdout.strip()
     images = {e["container"]["image"] for e in yaml.safe_load(out.read_text())["deploymentSpec"]["executors"].values()}
     assert images == {f"ghcr.io/ctloop/platform:{sha or 'unknown'}"}
+
+
+def test_cluster_compile_gives_tasks_the_object_store_and_its_secret(tmp_path):
+    """With config/cluster.toml every task gets the MinIO endpoint and the credentials Secret as env."""
+    out = tmp_path / "pipeline.yaml"
+    args = [CTLOOP, "pipeline", "compile", "--output", str(out), "--image-tag", "abc123"]
+    done = subprocess.run(
+        [*args, "--config", "config/cluster.toml"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    documents = list(yaml.safe_load_all(out.read_text()))
+    pipeline, platform = documents[0], documents[1]
+    for name, spec in pipeline["deploymentSpec"]["executors"].items():
+        env = {e["name"]: e["value"] for e in spec["container"].get("env", [])}
+        assert env["AWS_ENDPOINT_URL"] == "http://minio.ctloop-dev.svc.cluster.local:9000", name
+    secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert len(secrets) == len(TASKS)
+    for spec in secrets.values():
+        (secret,) = spec["secretAsEnv"]
+        assert {k["envVar"] for k in secret["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    defaults = pipeline["root"]["inputDefinitions"]["parameters"]["settings_json"]["defaultValue"]
+    assert "mlflow.ctloop-dev.svc.cluster.local" in defaults
