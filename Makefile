@@ -111,3 +111,6 @@ bench: setup $(BVENV)/.synced ## benchmarks: each figure next to its baseline, w
 
 clean: ## remove local data (snapshots, Feast, MLflow, pipeline runs)
 	rm -rf data
+
+# delivery targets (images, pipeline upload, overlays, kind e2e) and the workflow checks
+-include mk/*.mk

@@ -5,8 +5,10 @@ they own its environment (namespace, image tag, resources, replicas). The deploy
 model: it reads the live object, sets each predictor's model (URI, registry version label and
 serving parameters) and, with a challenger, a canary predictor with its traffic share, and
 server-side applies only ``spec.predictors`` and the version label with field manager
-``ctloop-deploy``. Re-applying an unchanged overlay leaves the model alone (client-side apply
-patches only what changed in the overlay).
+``ctloop-deploy``. ``spec.predictors`` is one list to Kubernetes: re-applying the overlay over
+it would put the bootstrap model back, so the object is labelled
+``ctloop.dev/model-owner: deploy-step`` and later applies skip it
+(``kubectl apply -k ... -l 'ctloop.dev/model-owner!=deploy-step'``), then run ``ctloop deploy``.
 """
 
 from __future__ import annotations
@@ -78,7 +80,10 @@ def render_predictors(
     canary = challenger is not None and challenger.version != champion.version and canary_percent > 0
     rendered = [_predictor(base, CHAMPION, champion, 100 - canary_percent if canary else 100)]
     if canary and challenger is not None:
-        rendered.append(_predictor(base, CHALLENGER, challenger, canary_percent))
+        # the overlay's challenger predictor (its replicas, resources) if it has one; else one replica
+        live_challenger = next((p for p in predictors if p.get("name") == CHALLENGER), None)
+        template = live_challenger or {**base, "replicas": 1}
+        rendered.append(_predictor(template, CHALLENGER, challenger, canary_percent))
     metadata = live["metadata"]
     return {
         "apiVersion": f"{GROUP}/{VERSION}",

@@ -111,3 +111,12 @@ def test_missing_seldondeployment_says_to_apply_the_overlay(recorder):
     cluster = Kube("ctloop-dev", kube_client(recorder.url))
     with pytest.raises(KubeError, match="kubectl apply -k manifests/overlays"):
         cluster.get_seldon_deployment("flight-delay")
+
+
+def test_challenger_takes_the_overlays_challenger_or_one_replica():
+    """The canary copies the overlay's challenger predictor when there is one, else runs one replica."""
+    alone = render_predictors(LIVE, V3, V4, 10)["spec"]["predictors"][1]
+    assert alone.get("replicas", 1) == 1
+    overlay_challenger = {**LIVE["spec"]["predictors"][0], "name": CHALLENGER, "replicas": 2}
+    live = {**LIVE, "spec": {**LIVE["spec"], "predictors": [*LIVE["spec"]["predictors"], overlay_challenger]}}
+    assert render_predictors(live, V3, V4, 10)["spec"]["predictors"][1]["replicas"] == 2

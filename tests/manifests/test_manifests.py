@@ -91,13 +91,16 @@ def test_a_container_without_limits_or_non_root_fails(tmp_path):
 
 
 def test_a_broken_seldondeployment_fails_its_crd_schema(tmp_path):
-    """A SeldonDeployment whose predictors are not a list fails the CRD schema."""
+    """A SeldonDeployment whose traffic share is not a number fails the CRD schema."""
 
     def breaks(copy: Path) -> None:
-        _edit(_first(copy / "base", "SeldonDeployment"), lambda d: d["spec"].__setitem__("predictors", "champion"))
+        _edit(
+            _first(copy / "base", "SeldonDeployment"),
+            lambda d: d["spec"]["predictors"][0].__setitem__("traffic", "all"),
+        )
 
     out = validate(_broken(tmp_path, breaks), "dev")
-    assert out.returncode == 1 and "SeldonDeployment" in out.stdout, out.stdout
+    assert out.returncode == 1 and "SeldonDeployment/flight-delay: spec/predictors/0/traffic" in out.stdout, out.stdout
 
 
 def test_a_bad_alert_rule_fails_promtool(tmp_path):
