@@ -272,14 +272,14 @@ def models(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
 @app.command()
 @friendly
 def promote(version: str, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
-    """Point the `champion` alias at VERSION (the previous champion stays a version)."""
-    from ctloop.deploy import deploy_alias
+    """Point the `champion` alias at VERSION (the previous champion stays a version) and deploy it."""
+    from ctloop.deploy import deploy
     from ctloop.registry import Registry
 
     settings = load_settings(config)
     previous = Registry(settings).promote(version)
     console.print(f"champion: v{version} (was {'v' + previous.version if previous else 'none'})")
-    done = deploy_alias(settings)  # a running `ctloop serve` swaps to it within swap_check_s
+    done = deploy(settings)  # locally a running `ctloop serve` swaps within swap_check_s; on a cluster: Seldon
     console.print(f"serving {'switched to' if done.switched else 'already at'} v{done.version}")
 
 
