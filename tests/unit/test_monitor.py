@@ -1,0 +1,154 @@
+"""Monitoring from metrics: PSI, AUC/Brier/calibration from feedback histograms, the retraining policy."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ctloop import buckets
+from ctloop.monitor import Counts, Drift, Performance, Policy, Sample, State, decide, performance, psi, window_for
+
+NOW = datetime(2013, 7, 1)
+
+
+def test_psi_is_zero_for_the_reference_and_large_for_a_shift():
+    """Counts shaped like the reference give PSI ~0; moving most mass to one end gives PSI > 0.25."""
+    reference = {"0": 0.25, "1": 0.25, "2": 0.25, "3": 0.25, buckets.MISSING: 0.0}
+    assert psi({"0": 250, "1": 250, "2": 250, "3": 250}, reference) == pytest.approx(0.0, abs=1e-9)
+    assert psi({"0": 40, "1": 60, "2": 150, "3": 750}, reference) > 0.25
+    assert 0 < psi({"0": 230, "1": 260, "2": 250, "3": 260}, reference) < 0.01
+
+
+def test_empty_buckets_do_not_make_psi_infinite():
+    """A bucket empty on one side is floored, not log(0)."""
+    assert np.isfinite(psi({"0": 100}, {"0": 0.5, "1": 0.5}))
+
+
+def feedback_counts(p: np.ndarray, y: np.ndarray, version: str = "3") -> Counts:
+    """Counters as serving's feedback histograms would hold them for these predictions and outcomes."""
+    counts = Counts(version)
+    edges = [*buckets.PREDICTION_CUTS, 1.0]
+    for outcome, mask in (("delayed", y == 1), ("on_time", y == 0)):
+        counts.feedback_le[outcome] = {float(le): float((p[mask] <= le).sum()) for le in edges}
+        counts.feedback_sum[outcome] = float(p[mask].sum())
+    counts.squared_error = float(((p - y) ** 2).sum())
+    return counts
+
+
+def test_auc_brier_and_calibration_from_histograms():
+    """AUC equals scikit-learn's on the bucketed scores; Brier and calibration are exact."""
+    rng = np.random.default_rng(5)
+    p = rng.beta(2, 5, 4000)
+    y = (rng.random(4000) < p).astype(int)
+    got = performance(feedback_counts(p, y))
+    assert got is not None and got.labelled == 4000 and got.delayed == int(y.sum())
+    bucket_of = np.searchsorted(np.asarray(buckets.PREDICTION_CUTS), p, side="left")  # le-buckets
+    assert got.auc == pytest.approx(roc_auc_score(y, bucket_of), abs=1e-12)
+    assert got.brier == pytest.approx(float(((p - y) ** 2).mean()))
+    assert got.calibration_gap == pytest.approx(float(p.mean() - y.mean()))
+
+
+def test_no_performance_without_both_outcomes():
+    """Only delayed flights (or none): no AUC to compute."""
+    assert performance(feedback_counts(np.array([0.3, 0.6]), np.array([1, 1]))) is None
+
+
+def test_counts_from_samples_and_windows_between_readings():
+    """Samples of one version become counters; a window is the difference; a reset counts from zero."""
+    first = [
+        Sample("ctloop_feature_bucket_total", {"model_version": "3", "feature": "temp", "bucket": "0"}, 10),
+        Sample("ctloop_prediction_bucket_total", {"model_version": "3", "bucket": "4"}, 10),
+        Sample("ctloop_prediction_bucket_total", {"model_version": "2", "bucket": "4"}, 99),
+    ]
+    later = [
+        Sample("ctloop_feature_bucket_total", {"model_version": "3", "feature": "temp", "bucket": "0"}, 25),
+        Sample("ctloop_prediction_bucket_total", {"model_version": "3", "bucket": "4"}, 4),
+    ]
+    a, b = Counts.from_samples(first, "3"), Counts.from_samples(later, "3")
+    window = b.minus(a)
+    assert window.features["temp"]["0"] == 15  # grew by 15
+    assert window.predictions["4"] == 4  # went down: the process restarted, counted from zero
+    assert a.rows() == 10
+
+
+def test_drift_of_a_real_shift_fires_and_of_the_same_distribution_does_not(training_set):
+    """Real flights: an unseen sample of the reference period does not drift; the same flights 15°F warmer do.
+
+    (Later weeks drift for real — carrier rates and temperature move within weeks — so the
+    unshifted window is a random half of the same period, not the next weeks.)
+    """
+    from ctloop import train as core
+    from ctloop.monitor import drift
+
+    frame = training_set.frame.sample(frac=1.0, random_state=3)
+    fit, held = frame.iloc[: len(frame) // 2], frame.iloc[len(frame) // 2 :]
+    names = training_set.feature_names
+    cuts = core.reference_quantiles(fit, names)
+    reference = core.reference_profile(fit, names, cuts, np.full(len(fit), 0.2))
+
+    def counts_of(frame) -> Counts:
+        counts = Counts("1")
+        for name in names:
+            fractions = core.bucket_fractions(cuts[name], core.model_view(frame[name]).to_numpy())
+            counts.features[name] = {k: v * len(frame) for k, v in fractions.items()}
+        counts.predictions = {k: v * len(frame) for k, v in reference["prediction"]["fractions"].items()}
+        return counts
+
+    policy = Policy(min_rows=500)
+    same = decide(NOW, "1", None, drift(counts_of(held), reference), None, policy, State())
+    warmer = held.assign(temp=held["temp"] + 15, dewp=held["dewp"] + 15)
+    shifted = decide(NOW, "1", None, drift(counts_of(warmer), reference), None, policy, State())
+    assert "drift" not in same.triggers and not same.retrain, same.reasons
+    assert shifted.triggers == ["drift"] and shifted.retrain
+    assert {"temp", "dewp"} <= set(shifted.numbers["worst_feature_psi"])
+
+
+def quiet_drift(rows: int = 5000) -> Drift:
+    return Drift(rows, {"temp": 0.01, "humid": 0.02}, 0.01)
+
+
+def loud_drift(rows: int = 5000) -> Drift:
+    return Drift(rows, {"temp": 0.6, "humid": 0.4, "visib": 0.05}, 0.05)
+
+
+@pytest.mark.parametrize(
+    ("drift_", "perf", "data_end", "triggers"),
+    [
+        (quiet_drift(), Performance(800, 200, 0.70, 0.16, 0.0), NOW - timedelta(days=10), []),
+        (loud_drift(), None, None, ["drift"]),
+        (loud_drift(rows=100), None, None, []),
+        (Drift(5000, {}, 0.5), None, None, ["prediction_drift"]),
+        (None, Performance(800, 200, 0.55, 0.16, 0.0), None, ["performance"]),
+        (None, Performance(100, 20, 0.40, 0.30, 0.0), None, []),
+        (None, Performance(800, 200, 0.70, 0.30, 0.1), None, ["performance"]),
+        (None, None, NOW - timedelta(days=40), ["schedule"]),
+    ],
+)
+def test_thresholds(drift_, perf, data_end, triggers):
+    """Each trigger fires above its threshold, and only with enough rows or outcomes."""
+    got = decide(NOW, "3", data_end, drift_, perf, Policy(), State())
+    assert got.triggers == triggers and got.retrain == bool(triggers), got.reasons
+
+
+def test_cooldown_holds_back_a_second_run():
+    """A trigger within the cooldown of the last run starts nothing and says why."""
+    state = State(last_run_at=(NOW - timedelta(days=2)).isoformat(), last_incident="drift", last_outcome="promoted")
+    got = decide(NOW, "3", None, loud_drift(), None, Policy(cooldown_s=7 * 86400), state)
+    assert got.triggers == ["drift"] and not got.retrain
+    assert any("cooldown" in r for r in got.reasons)
+
+
+@pytest.mark.parametrize(("outcome", "retrain"), [("not blessed", False), ("failed", False), ("promoted", True)])
+def test_one_incident_one_run_after_a_failed_or_unblessed_retrain(outcome, retrain):
+    """The same incident after the cooldown: not again if its run failed or was not blessed."""
+    state = State(last_run_at=(NOW - timedelta(days=10)).isoformat(), last_incident="drift", last_outcome=outcome)
+    got = decide(NOW, "3", None, loud_drift(), None, Policy(cooldown_s=7 * 86400), state)
+    assert got.retrain is retrain, got.reasons
+
+
+def test_retrain_window_ends_before_now():
+    """The window is the days before now: nothing from the simulated future."""
+    assert window_for(NOW, 90) == ("2013-04-02", "2013-06-30")
