@@ -56,6 +56,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from ctloop.data import DataSourceError
     from ctloop.kfp_client import KfpError
     from ctloop.kube import KubeError
+    from ctloop.metrics_source import MetricsSourceError
     from ctloop.registry import RegistryError
     from ctloop.schema import DataValidationError
     from ctloop.services import ServiceError
@@ -68,6 +69,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         DataValidationError,
         KfpError,
         KubeError,
+        MetricsSourceError,
         RegistryError,
         ServiceError,
         TrainingError,
@@ -295,6 +297,32 @@ def deploy(
     done = deploy_to(load_settings(config), alias)
     state = "switched to" if done.switched else "already at"
     console.print(f"serving {state} v{done.version} ({alias}): {done.path}")
+
+
+@app.command()
+@friendly
+def monitor(
+    now: Annotated[str, typer.Option(help="The monitor's clock (ISO date or time; default: now, UTC).")] = "",
+    dry_run: Annotated[bool, typer.Option(help="Decide and record, but start no retrain.")] = False,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """One monitoring pass: drift and delayed-label performance from serving's metrics, the policy, maybe a retrain."""
+    from ctloop.monitor_pass import monitor_pass
+
+    settings = load_settings(config)
+    clock = datetime.fromisoformat(now) if now else datetime.now(tz=UTC).replace(tzinfo=None)
+    result = monitor_pass(settings, clock, dry_run=dry_run)
+    d = result.decision
+    table = Table(title=f"monitor at {d.at} — model v{d.model_version}", show_header=False)
+    table.add_row("triggers", ", ".join(d.triggers) or "none")
+    table.add_row("retrain", f"{'yes' if d.retrain else 'no'} ({result.outcome})")
+    if result.window:
+        table.add_row("training window", "..".join(result.window))
+    for reason in d.reasons:
+        table.add_row("reason", reason)
+    for key, value in d.numbers.items():
+        table.add_row(key, str(value))
+    console.print(table)
 
 
 EXAMPLE_FLIGHT = {

@@ -43,6 +43,32 @@ class Services:
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    """The monitor: where it reads serving metrics, and the retraining policy (``ctloop.monitor``).
+
+    ``prometheus_url`` set (a cluster): counters come from Prometheus's HTTP API as
+    ``increase(...[window])``; empty: from the serving ``/metrics`` page, the window being the time
+    since the previous pass. Thresholds: PSI per feature and on the prediction, AUC and Brier
+    floors on delayed labels, the champion's data age; ``cooldown_s`` on the monitor's clock.
+    """
+
+    prometheus_url: str = ""
+    window: str = "1d"
+    kfp_host: str = ""
+    """The KFP API a cluster's monitor starts retrains on (its newest pipeline version)."""
+    max_feature_psi: float = 0.25
+    min_drifted_features: int = 2
+    max_prediction_psi: float = 0.2
+    min_rows: int = 1000
+    min_auc: float = 0.62
+    max_brier: float = 0.22
+    min_labelled: int = 500
+    max_model_age_days: int = 28
+    train_window_days: int = 90
+    cooldown_s: float = 7 * 86400.0
+
+
+@dataclass(frozen=True)
 class DeploySettings:
     """Where a promoted model goes: ``local`` (switch ``data/serving/current``) or ``seldon``.
 
@@ -205,6 +231,7 @@ class Settings:
     gate: GateSettings = field(default_factory=GateSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -293,6 +320,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "pipeline": PipelineSettings,
     "serving": ServingSettings,
     "deploy": DeploySettings,
+    "monitor": MonitorSettings,
     "train": TrainParams,
     "gate": GateSettings,
 }

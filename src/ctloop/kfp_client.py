@@ -176,3 +176,32 @@ class Kfp:
             version_id=version_id,
         )
         return str(created.recurring_run_id), True
+
+    def run_latest(
+        self, pipeline_name: str, experiment: str, run_name: str, start: str, end: str, settings: Any
+    ) -> str:
+        """Start a run of the newest uploaded version (the monitor's retrain) with this environment's settings."""
+        pipeline_id = self._call("looking up the pipeline", self.client.get_pipeline_id, pipeline_name)
+        if pipeline_id is None:
+            raise KfpError(f"no pipeline {pipeline_name!r} on the server: run `ctloop pipeline upload` first")
+        found = self._call(
+            "listing pipeline versions",
+            self.client.list_pipeline_versions,
+            pipeline_id,
+            page_size=1,
+            sort_by="created_at desc",
+        )
+        versions = found.pipeline_versions or []
+        if not versions:
+            raise KfpError(f"pipeline {pipeline_name!r} has no version")
+        params = {"start": start, "end": end, "settings_json": settings.to_json()}
+        run = self._call(
+            "starting the run",
+            self.client.run_pipeline,
+            self._experiment_id(experiment),
+            run_name,
+            params=params,
+            pipeline_id=pipeline_id,
+            version_id=str(versions[0].pipeline_version_id),
+        )
+        return str(run.run_id)

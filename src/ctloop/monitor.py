@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ctloop.config import MonitorSettings
+
 PSI_FLOOR = 1e-4
 """Shares are floored before the logarithm: an empty bucket on one side must not be infinite."""
 
@@ -176,22 +178,8 @@ def drift(counts: Counts, reference: Mapping[str, Any]) -> Drift:
     return Drift(int(counts.rows()), features, prediction)
 
 
-@dataclass(frozen=True)
-class Policy:
-    """When to retrain (the ``[monitor]`` settings)."""
-
-    max_feature_psi: float = 0.25
-    min_drifted_features: int = 2
-    max_prediction_psi: float = 0.2
-    min_rows: int = 1000
-    min_auc: float = 0.62
-    max_brier: float = 0.22
-    min_labelled: int = 500
-    max_model_age_days: int = 28
-    train_window_days: int = 90
-    """A retrain uses the flights of the last ``train_window_days`` days before now (a sliding window)."""
-    cooldown_s: float = 7 * 86400.0
-    """Seconds of the clock the monitor runs on (simulated time in the replay)."""
+Policy = MonitorSettings
+"""When to retrain: the ``[monitor]`` settings."""
 
 
 @dataclass

@@ -1,0 +1,141 @@
+"""One monitoring pass (``ctloop monitor``, the cluster's monitor CronJob): read, judge, maybe retrain.
+
+1. The serving model: its version and training reference (``reference_fractions``) from the
+   local serving folder, or from the registry's champion on a cluster.
+2. Its counters over a window: Prometheus's ``increase`` on a cluster; locally the difference
+   between this reading of serving's ``/metrics`` and the previous pass's (kept in
+   ``<data_dir>/monitor/last_reading.json``).
+3. Drift, delayed-label performance and the model's data age through the policy
+   (``ctloop.monitor.decide``); the decision, its reasons and numbers appended to
+   ``<data_dir>/monitor/decisions.jsonl``.
+4. If it says retrain: the same training pipeline on the window before ``now`` — ``kfp.local``
+   locally (the run's outcome is known at once), the KFP server on a cluster (started; its gate
+   and register steps decide). A failed or unblessed run leaves the champion serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ctloop import metrics_source
+from ctloop.config import Settings
+from ctloop.monitor import Counts, Decision, State, decide, drift, performance, window_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The version under watch and its training metadata."""
+
+    version: str
+    metadata: dict[str, Any]
+
+    def data_end(self) -> datetime | None:
+        """The last day of the window it was trained on (fit split plus the evaluation days)."""
+        fit_end = self.metadata.get("fit_end")
+        if not fit_end:
+            return None
+        eval_days = int(self.metadata.get("params", {}).get("eval_days", 0))
+        return datetime.combine(date.fromisoformat(fit_end) + timedelta(days=eval_days), datetime.min.time())
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What a pass decided, and what became of a retrain it started."""
+
+    decision: Decision
+    outcome: str
+    window: tuple[str, str] | None
+
+
+def served_model(settings: Settings) -> ServedModel:
+    """The model serving answers with: the local ``current`` folder, or the registry's champion."""
+    if settings.deploy.target == "local":
+        from ctloop.deploy import CURRENT, MODEL_CARD, serving_dir
+
+        folder = serving_dir(settings) / CURRENT
+        if not (folder / MODEL_CARD).exists():
+            raise metrics_source.MetricsSourceError(
+                f"nothing deployed at {folder}: run `ctloop serve` or `ctloop deploy`"
+            )
+        card = json.loads((folder / MODEL_CARD).read_text())
+        return ServedModel(str(card["version"]), json.loads((folder / "metadata.json").read_text()))
+    from ctloop.registry import CHAMPION, Registry, RegistryError
+
+    registry = Registry(settings)
+    champion = registry.by_alias(CHAMPION)
+    if champion is None:
+        raise RegistryError("no champion to monitor")
+    folder = registry.download_serving(champion.version)
+    return ServedModel(champion.version, json.loads((folder / "metadata.json").read_text()))
+
+
+def _read_window(settings: Settings, version: str, folder: Path) -> Counts:
+    if settings.monitor.prometheus_url:
+        samples = metrics_source.read_prometheus(settings.monitor.prometheus_url, settings.monitor.window)
+        return Counts.from_samples(samples, version)
+    url = f"http://127.0.0.1:{settings.serving.rest_port}/metrics"
+    reading = Counts.from_samples(metrics_source.read_page(url), version)
+    last_file = folder / "last_reading.json"
+    earlier = None
+    if last_file.exists():
+        saved = json.loads(last_file.read_text())
+        earlier = Counts(saved["version"])
+        earlier.features.update(saved["features"])
+        earlier.predictions = saved["predictions"]
+        earlier.feedback_le.update(
+            {o: {float(le): v for le, v in les.items()} for o, les in saved["feedback_le"].items()}
+        )
+        earlier.feedback_sum = saved["feedback_sum"]
+        earlier.squared_error = saved["squared_error"]
+    last_file.write_text(json.dumps(asdict(reading)))
+    return reading.minus(earlier)
+
+
+def _retrain(settings: Settings, start: str, end: str) -> str:
+    """Run the training pipeline on the window; the outcome in a word."""
+    if settings.monitor.prometheus_url:  # a cluster: the KFP server runs it
+        from ctloop.kfp_client import Kfp
+
+        client = Kfp(settings.monitor.kfp_host)
+        run_id = client.run_latest("flight-delay-training", "ctloop", f"ct-{start}-{end}", start, end, settings)
+        return f"started {run_id}"
+    from pipelines import local
+
+    try:
+        run = local.run(settings, start, end, git_sha="monitor")
+    except local.PipelineStepError as exc:
+        log.warning("retrain failed: %s", exc)
+        return "failed"
+    return "promoted" if run.output("gate") == "blessed" else "not blessed"
+
+
+def monitor_pass(settings: Settings, now: datetime, dry_run: bool = False) -> PassResult:
+    """Read, decide, record; retrain when the policy says so (and ``dry_run`` is off)."""
+    folder = settings.data_dir / "monitor"
+    folder.mkdir(parents=True, exist_ok=True)
+    state_file = folder / "state.json"
+    state = State(**json.loads(state_file.read_text())) if state_file.exists() else State()
+    model = served_model(settings)
+    window = _read_window(settings, model.version, folder)
+    reference = model.metadata.get("reference_fractions")
+    window_drift = drift(window, reference) if reference and window.rows() else None
+    decision = decide(now, model.version, model.data_end(), window_drift, performance(window), settings.monitor, state)
+    outcome, trained = "none", None
+    if decision.retrain and not dry_run:
+        trained = window_for(now, settings.monitor.train_window_days)
+        outcome = _retrain(settings, *trained)
+        state = State(last_run_at=now.isoformat(), last_incident="+".join(decision.triggers), last_outcome=outcome)
+        state_file.write_text(json.dumps(asdict(state)))
+    elif decision.retrain:
+        outcome = "dry run"
+    record = {**decision.to_dict(), "outcome": outcome, "window": trained}
+    with (folder / "decisions.jsonl").open("a") as log_file:
+        log_file.write(json.dumps(record) + "\n")
+    return PassResult(decision, outcome, trained)
