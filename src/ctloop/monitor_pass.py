@@ -116,12 +116,35 @@ def _retrain(settings: Settings, start: str, end: str) -> str:
     return "promoted" if run.output("gate") == "blessed" else "not blessed"
 
 
+STATE_TAG = "ctloop.monitor."
+
+
+def load_state(settings: Settings, folder: Path) -> State:
+    """The policy's memory: a file locally; tags on the registered model on a cluster (pods keep no files)."""
+    if settings.deploy.target == "local":
+        path = folder / "state.json"
+        return State(**json.loads(path.read_text())) if path.exists() else State()
+    from ctloop.registry import Registry
+
+    tags = Registry(settings).model_tags(STATE_TAG)
+    return State(**{k: v for k, v in tags.items() if k in State.__dataclass_fields__})
+
+
+def save_state(settings: Settings, folder: Path, state: State) -> None:
+    """Remember the last run (see :func:`load_state`)."""
+    if settings.deploy.target == "local":
+        (folder / "state.json").write_text(json.dumps(asdict(state)))
+        return
+    from ctloop.registry import Registry
+
+    Registry(settings).set_model_tags(STATE_TAG, asdict(state))
+
+
 def monitor_pass(settings: Settings, now: datetime, dry_run: bool = False) -> PassResult:
     """Read, decide, record; retrain when the policy says so (and ``dry_run`` is off)."""
     folder = settings.data_dir / "monitor"
     folder.mkdir(parents=True, exist_ok=True)
-    state_file = folder / "state.json"
-    state = State(**json.loads(state_file.read_text())) if state_file.exists() else State()
+    state = load_state(settings, folder)
     model = served_model(settings)
     window = _read_window(settings, model.version, folder)
     reference = model.metadata.get("reference_fractions")
@@ -132,10 +155,11 @@ def monitor_pass(settings: Settings, now: datetime, dry_run: bool = False) -> Pa
         trained = window_for(now, settings.monitor.train_window_days)
         outcome = _retrain(settings, *trained)
         state = State(last_run_at=now.isoformat(), last_incident="+".join(decision.triggers), last_outcome=outcome)
-        state_file.write_text(json.dumps(asdict(state)))
+        save_state(settings, folder, state)
     elif decision.retrain:
         outcome = "dry run"
     record = {**decision.to_dict(), "outcome": outcome, "window": trained}
     with (folder / "decisions.jsonl").open("a") as log_file:
         log_file.write(json.dumps(record) + "\n")
+    log.info("monitor decision: %s", json.dumps(record))  # a cluster's CronJob keeps its log, not its files
     return PassResult(decision, outcome, trained)

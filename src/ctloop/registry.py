@@ -226,6 +226,16 @@ class Registry:
         )
         return Path(path)
 
+    def model_tags(self, prefix: str) -> dict[str, str]:
+        """The registered model's tags under ``prefix`` (prefix removed): small state kept with the model."""
+        tags = self.client.get_registered_model(self.name).tags or {}
+        return {k.removeprefix(prefix): str(v) for k, v in tags.items() if k.startswith(prefix)}
+
+    def set_model_tags(self, prefix: str, values: dict[str, str]) -> None:
+        """Set tags ``<prefix><key>`` on the registered model."""
+        for key, value in values.items():
+            self.client.set_registered_model_tag(self.name, f"{prefix}{key}", value)
+
     def serving_uri(self, version: str) -> str:
         """Where a version's serving folder lives, as object storage Seldon's initializer can read.
 

@@ -41,3 +41,18 @@ def test_an_old_champion_triggers_a_scheduled_retrain_on_the_window_before_now(l
     assert "schedule" in result.decision.triggers and result.decision.retrain
     assert result.outcome == "dry run"
     assert result.decision.numbers["model_age_days"] > 28
+
+
+def test_on_a_cluster_the_policy_memory_lives_in_the_registry(registered, tmp_path):
+    """With a cluster deploy target, the last run's state round-trips through registered-model tags."""
+    from dataclasses import replace
+
+    from ctloop.monitor import State
+    from ctloop.monitor_pass import load_state, save_state
+
+    settings = registered.settings.replace(deploy=replace(registered.settings.deploy, target="seldon"))
+    assert load_state(settings, tmp_path) == State()
+    state = State(last_run_at="2013-06-01T00:00:00", last_incident="drift", last_outcome="not blessed")
+    save_state(settings, tmp_path, state)
+    assert load_state(settings, tmp_path) == state
+    assert not list(tmp_path.iterdir())  # nothing written to the pod's disk
