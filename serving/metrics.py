@@ -76,6 +76,18 @@ model_info = Gauge(
     multiprocess_mode="livemax",
 )
 model_swaps = Counter("ctloop_model_swaps", "Hot swaps to a new model version")
+feature_reference = Gauge(
+    "ctloop_feature_reference_share",
+    "Share of the training reference in each feature bucket (PSI in PromQL against ctloop_feature_bucket)",
+    ["model_version", "feature", "bucket"],
+    multiprocess_mode="livemax",
+)
+prediction_reference = Gauge(
+    "ctloop_prediction_reference_share",
+    "Share of the training reference in each predicted-probability bucket",
+    ["model_version", "bucket"],
+    multiprocess_mode="livemax",
+)
 
 
 class ModelSeries:
@@ -104,6 +116,11 @@ class ModelSeries:
         self._feature_counts = [[0] * len(children) for children in self.feature_buckets]
         labels = model.tags()
         self.info = model_info.labels(labels["model_name"], version, labels["alias"], labels["feature_service"])
+        for name, fractions in model.reference.get("features", {}).items():
+            for bucket, share in fractions.items():
+                feature_reference.labels(version, name, bucket).set(share)
+        for bucket, share in model.reference.get("prediction", {}).get("fractions", {}).items():
+            prediction_reference.labels(version, bucket).set(share)
 
     def observe(self, matrix: np.ndarray, probabilities: np.ndarray) -> None:
         """Count a scored batch: rows, prediction buckets, feature buckets."""

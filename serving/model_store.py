@@ -44,6 +44,8 @@ class LoadedModel:
     layout: dict[str, Any]
     card: dict[str, Any]
     cuts: dict[str, np.ndarray]
+    reference: dict[str, Any]
+    """``reference_fractions`` of the metadata: the training shares of each drift bucket."""
 
     @property
     def version(self) -> str:
@@ -112,6 +114,7 @@ def load_model(folder: Path, target: str, fallback_card: dict[str, Any] | None =
         layout=layout,
         card=card,
         cuts={n: np.asarray(quantiles.get(n, []), dtype=np.float64) for n in names},
+        reference=metadata.get("reference_fractions") or {},
     )
 
 

@@ -44,6 +44,7 @@ class _Served:
         self.version = version
         self.feature_names = ("x",)
         self.cuts = {"x": np.asarray(CUTS)}
+        self.reference: dict = {}
 
     def tags(self) -> dict[str, str]:
         return {"model_name": "m", "model_version": self.version, "alias": "a", "feature_service": "s"}
