@@ -13,15 +13,16 @@ def training_set(
     settings_json: str,
     dataset: Output[Dataset],
     stats: Output[Metrics],
+    as_of: str = "",
 ) -> None:
-    """Point-in-time training set for the window from Feast's offline store."""
+    """Point-in-time training set for the window from Feast's offline store (labels known by ``as_of``, if set)."""
     from pathlib import Path
 
     from ctloop import pipeline_steps
     from ctloop.config import Settings
 
     settings = Settings.from_json(settings_json)
-    ts = pipeline_steps.training_set(settings, Path(snapshot.path), start, end)
+    ts = pipeline_steps.training_set(settings, Path(snapshot.path), start, end, as_of)
     ts.save(Path(dataset.path))
     dataset.metadata.update({"rows": len(ts.frame), "feature_service": settings.features.feature_service})
     stats.log_metric("rows", len(ts.frame))

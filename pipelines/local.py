@@ -154,6 +154,7 @@ def run(
     promote: bool = True,
     git_sha: str = "unknown",
     callback: Callback | None = None,
+    as_of: str = "",
 ) -> LocalRun:
     """Run ``flight-delay-training`` for a window; raise :class:`PipelineStepError` on a failed step.
 
@@ -178,7 +179,7 @@ def run(
         # display names, caching options: cluster-only settings kfp.local reports as ignored
         warnings.filterwarnings("ignore", message=r"Task '.*': settings .* have no effect in the current local runner")
         try:
-            pipeline(start=start, end=end, promote=promote)
+            pipeline(start=start, end=end, promote=promote, as_of=as_of)
         except RuntimeError as exc:
             failure = exc
     created = sorted((p for p in root.iterdir() if p.name not in before), key=lambda p: p.stat().st_mtime)

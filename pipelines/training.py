@@ -35,6 +35,7 @@ def build(settings: Settings, git_sha: str = "unknown", pipeline_version: str = 
         git_sha: str = git_sha,
         pipeline_version: str = pipeline_version,
         promote: bool = True,
+        as_of: str = "",
     ) -> None:
         """The level-2 training pipeline for one window of flights."""
         ingested = ingest(start=start, end=end, history_days=history_days, source_dir=source_dir).set_display_name(
@@ -50,7 +51,9 @@ def build(settings: Settings, git_sha: str = "unknown", pipeline_version: str = 
         loaded.set_display_name("materialize features").after(checked)
         loaded.set_caching_options(False)  # writes the online store
 
-        built = training_set(snapshot=snapshot, snapshot_sha256=sha, start=start, end=end, settings_json=settings_json)
+        built = training_set(
+            snapshot=snapshot, snapshot_sha256=sha, start=start, end=end, settings_json=settings_json, as_of=as_of
+        )
         built.set_display_name("point-in-time training set").after(loaded)
 
         fitted = train(training_set=built.outputs["dataset"], end=end, params_json=params_json).set_display_name(

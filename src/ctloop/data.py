@@ -238,8 +238,14 @@ def snapshot_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def training_rows(flights: pd.DataFrame, window: Window) -> pd.DataFrame:
-    """The flights of the window proper (the snapshot also holds history rows)."""
+def training_rows(flights: pd.DataFrame, window: Window, known_by: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The flights of the window proper (the snapshot also holds history rows).
+
+    ``known_by`` (UTC): keep only flights whose outcome was known by then — a retrain at a
+    simulated "now" must not learn from a flight that had not arrived yet.
+    """
     day = flights["sched_dep_local"].str.slice(0, 10)
     mask = (day >= window.start.isoformat()) & (day <= window.end.isoformat())
+    if known_by is not None:
+        mask &= flights["outcome_known_at"] <= known_by
     return flights.loc[mask].reset_index(drop=True)

@@ -178,7 +178,14 @@ class Kfp:
         return str(created.recurring_run_id), True
 
     def run_latest(
-        self, pipeline_name: str, experiment: str, run_name: str, start: str, end: str, settings: Any
+        self,
+        pipeline_name: str,
+        experiment: str,
+        run_name: str,
+        start: str,
+        end: str,
+        settings: Any,
+        as_of: str = "",
     ) -> str:
         """Start a run of the newest uploaded version (the monitor's retrain) with this environment's settings."""
         pipeline_id = self._call("looking up the pipeline", self.client.get_pipeline_id, pipeline_name)
@@ -194,7 +201,7 @@ class Kfp:
         versions = found.pipeline_versions or []
         if not versions:
             raise KfpError(f"pipeline {pipeline_name!r} has no version")
-        params = {"start": start, "end": end, "settings_json": settings.to_json()}
+        params = {"start": start, "end": end, "settings_json": settings.to_json(), "as_of": as_of}
         run = self._call(
             "starting the run",
             self.client.run_pipeline,

@@ -98,18 +98,19 @@ def _read_window(settings: Settings, version: str, folder: Path) -> Counts:
     return reading.minus(earlier)
 
 
-def _retrain(settings: Settings, start: str, end: str) -> str:
-    """Run the training pipeline on the window; the outcome in a word."""
+def _retrain(settings: Settings, start: str, end: str, now: datetime) -> str:
+    """Run the training pipeline on the window, with only outcomes known at ``now``; the outcome in a word."""
+    as_of = now.isoformat()
     if settings.monitor.prometheus_url:  # a cluster: the KFP server runs it
         from ctloop.kfp_client import Kfp
 
         client = Kfp(settings.monitor.kfp_host)
-        run_id = client.run_latest("flight-delay-training", "ctloop", f"ct-{start}-{end}", start, end, settings)
+        run_id = client.run_latest("flight-delay-training", "ctloop", f"ct-{start}-{end}", start, end, settings, as_of)
         return f"started {run_id}"
     from pipelines import local
 
     try:
-        run = local.run(settings, start, end, git_sha="monitor")
+        run = local.run(settings, start, end, git_sha="monitor", as_of=as_of)
     except local.PipelineStepError as exc:
         log.warning("retrain failed: %s", exc)
         return "failed"
@@ -153,7 +154,7 @@ def monitor_pass(settings: Settings, now: datetime, dry_run: bool = False) -> Pa
     outcome, trained = "none", None
     if decision.retrain and not dry_run:
         trained = window_for(now, settings.monitor.train_window_days)
-        outcome = _retrain(settings, *trained)
+        outcome = _retrain(settings, *trained, now)
         state = State(last_run_at=now.isoformat(), last_incident="+".join(decision.triggers), last_outcome=outcome)
         save_state(settings, folder, state)
     elif decision.retrain:

@@ -68,14 +68,15 @@ def materialize(settings: Settings, snapshot: Path, start: str, end: str) -> dic
     return counts
 
 
-def training_set(settings: Settings, snapshot: Path, start: str, end: str) -> core.TrainingSet:
-    """Point-in-time features for the window's flights, with labels."""
+def training_set(settings: Settings, snapshot: Path, start: str, end: str, as_of: str = "") -> core.TrainingSet:
+    """Point-in-time features for the window's flights, with labels (only those known by ``as_of``, if given)."""
     from ctloop import features
     from ctloop import featurestore as fs
     from ctloop import train as core
 
     flights, _, _ = data.read_snapshot(snapshot)
-    rows = data.training_rows(flights, data.Window.parse(start, end))
+    known_by = pd.Timestamp(as_of).tz_localize("UTC") if as_of else None
+    rows = data.training_rows(flights, data.Window.parse(start, end), known_by)
     store = fs.open_store(settings)
     service = settings.features.feature_service
     retrieved = fs.historical_features(store, service, features.entity_frame(rows))

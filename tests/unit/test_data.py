@@ -258,3 +258,15 @@ def test_ingest_from_a_folder_without_data_raises_data_source_error(tmp_path):
     """A configured source folder without the CSVs is a DataSourceError, like a missing package."""
     with pytest.raises(data.DataSourceError):
         data.ingest(WINDOW, 0, tmp_path / "out", source=Path(tmp_path))
+
+
+def test_training_rows_known_by_drops_flights_still_in_the_air(ingested):
+    """With known_by, a flight whose outcome came after that instant is not a training row."""
+    _, out = ingested
+    flights, _, _ = data.read_snapshot(out)
+    every = data.training_rows(flights, WINDOW)
+    now = pd.Timestamp("2013-01-06 18:00", tz="UTC")
+    known = data.training_rows(flights, WINDOW, known_by=now)
+    assert 0 < len(known) < len(every)
+    assert (known["outcome_known_at"] <= now).all()
+    assert (every["outcome_known_at"] > now).sum() == len(every) - len(known)
