@@ -110,18 +110,35 @@ class Kfp:
             )
         return str(experiment.experiment_id)
 
-    def _version(self, pipeline_name: str, version_name: str) -> tuple[str, str]:
+    def _pipeline_id(self, pipeline_name: str) -> str:
         pipeline_id = self._call("looking up the pipeline", self.client.get_pipeline_id, pipeline_name)
         if pipeline_id is None:
             raise KfpError(f"no pipeline {pipeline_name!r} on the server: run `ctloop pipeline upload` first")
+        return str(pipeline_id)
+
+    def _version(self, pipeline_name: str, version_name: str) -> tuple[str, str]:
+        pipeline_id = self._pipeline_id(pipeline_name)
         version_id = self.find_version(pipeline_id, version_name)
         if version_id is None:
             raise KfpError(f"pipeline {pipeline_name!r} has no version {version_name!r}: upload it first")
         return pipeline_id, version_id
 
-    def run(self, pipeline_name: str, version_name: str, experiment: str, run_name: str, params: dict[str, Any]) -> str:
-        """Start one run of a pipeline version; return the run id."""
-        pipeline_id, version_id = self._version(pipeline_name, version_name)
+    def _latest(self, pipeline_name: str) -> tuple[str, str]:
+        pipeline_id = self._pipeline_id(pipeline_name)
+        found = self._call(
+            "listing pipeline versions",
+            self.client.list_pipeline_versions,
+            pipeline_id,
+            page_size=1,
+            sort_by="created_at desc",
+        )
+        versions = found.pipeline_versions or []
+        if not versions:
+            raise KfpError(f"pipeline {pipeline_name!r} has no version")
+        return pipeline_id, str(versions[0].pipeline_version_id)
+
+    def _start(self, ids: tuple[str, str], experiment: str, run_name: str, params: dict[str, Any]) -> str:
+        pipeline_id, version_id = ids
         run = self._call(
             "starting the run",
             self.client.run_pipeline,
@@ -132,6 +149,14 @@ class Kfp:
             version_id=version_id,
         )
         return str(run.run_id)
+
+    def run(self, pipeline_name: str, version_name: str, experiment: str, run_name: str, params: dict[str, Any]) -> str:
+        """Start one run of a pipeline version; return the run id."""
+        return self._start(self._version(pipeline_name, version_name), experiment, run_name, params)
+
+    def run_latest(self, pipeline_name: str, experiment: str, run_name: str, params: dict[str, Any]) -> str:
+        """Start a run of the newest uploaded version (the monitor's retrain); return the run id."""
+        return self._start(self._latest(pipeline_name), experiment, run_name, params)
 
     def schedule(
         self,
@@ -176,39 +201,3 @@ class Kfp:
             version_id=version_id,
         )
         return str(created.recurring_run_id), True
-
-    def run_latest(
-        self,
-        pipeline_name: str,
-        experiment: str,
-        run_name: str,
-        start: str,
-        end: str,
-        settings: Any,
-        as_of: str = "",
-    ) -> str:
-        """Start a run of the newest uploaded version (the monitor's retrain) with this environment's settings."""
-        pipeline_id = self._call("looking up the pipeline", self.client.get_pipeline_id, pipeline_name)
-        if pipeline_id is None:
-            raise KfpError(f"no pipeline {pipeline_name!r} on the server: run `ctloop pipeline upload` first")
-        found = self._call(
-            "listing pipeline versions",
-            self.client.list_pipeline_versions,
-            pipeline_id,
-            page_size=1,
-            sort_by="created_at desc",
-        )
-        versions = found.pipeline_versions or []
-        if not versions:
-            raise KfpError(f"pipeline {pipeline_name!r} has no version")
-        params = {"start": start, "end": end, "settings_json": settings.to_json(), "as_of": as_of}
-        run = self._call(
-            "starting the run",
-            self.client.run_pipeline,
-            self._experiment_id(experiment),
-            run_name,
-            params=params,
-            pipeline_id=pipeline_id,
-            version_id=str(versions[0].pipeline_version_id),
-        )
-        return str(run.run_id)

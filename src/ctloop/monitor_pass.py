@@ -105,7 +105,8 @@ def _retrain(settings: Settings, start: str, end: str, now: datetime) -> str:
         from ctloop.kfp_client import Kfp
 
         client = Kfp(settings.monitor.kfp_host)
-        run_id = client.run_latest("flight-delay-training", "ctloop", f"ct-{start}-{end}", start, end, settings, as_of)
+        params = {"start": start, "end": end, "settings_json": settings.to_json(), "as_of": as_of}
+        run_id = client.run_latest("flight-delay-training", "ctloop", f"ct-{start}-{end}", params)
         return f"started {run_id}"
     from pipelines import local
 

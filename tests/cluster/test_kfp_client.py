@@ -145,3 +145,15 @@ def test_cli_upload_compiles_for_the_sha_and_is_idempotent(kfp_server):
     assert f"ghcr.io/ctloop/platform:{SHA}" in version.body  # the package names the image of this SHA
     second = runner.invoke(app, args)
     assert second.exit_code == 0 and "already uploaded" in " ".join(second.output.split())
+
+
+def test_run_latest_starts_the_newest_version_sorted_by_creation(kfp_server, package):
+    """The monitor's retrain asks for versions newest first and runs the first, with its parameters."""
+    client = Kfp(kfp_server.url)
+    client.upload(package, PIPELINE, SHA)
+    assert client.run_latest(PIPELINE, "ctloop", "ct-run", {"start": "2013-04-01", "as_of": "2013-07-01"}) == "r1"
+    listing = [r for r in kfp_server.requests if r.path == "/apis/v2beta1/pipelines/p1/versions"][-1]
+    assert listing.query["sort_by"] == "created_at desc" and listing.query["page_size"] == "1"
+    (run,) = posted(kfp_server, "/apis/v2beta1/runs")
+    assert run.body["pipeline_version_reference"]["pipeline_version_id"] == "v1"
+    assert run.body["runtime_config"]["parameters"]["as_of"] == "2013-07-01"
