@@ -18,18 +18,17 @@ def promtool() -> str:
     return found
 
 
+def run_rule_tests(groups: list, folder: Path) -> subprocess.CompletedProcess[str]:
+    """`promtool test rules` of our test file against these rule groups."""
+    (folder / "ctloop_rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    shutil.copyfile(HERE / "ctloop_rules_test.yaml", folder / "ctloop_rules_test.yaml")
+    args = [promtool(), "test", "rules", "ctloop_rules_test.yaml"]
+    return subprocess.run(args, cwd=folder, capture_output=True, text=True, check=False)
+
+
 def test_alert_rules_unit_tests_pass(tmp_path):
     """Each alert fires on its input series and stays quiet on the control series."""
-    groups = yaml.safe_load(RULES.read_text())["spec"]["groups"]
-    (tmp_path / "ctloop_rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
-    shutil.copyfile(HERE / "ctloop_rules_test.yaml", tmp_path / "ctloop_rules_test.yaml")
-    out = subprocess.run(
-        [promtool(), "test", "rules", "ctloop_rules_test.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = run_rule_tests(yaml.safe_load(RULES.read_text())["spec"]["groups"], tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -40,13 +39,5 @@ def test_a_broken_threshold_fails_the_unit_tests(tmp_path):
         for rule in group["rules"]:
             if rule.get("alert") == "CtloopFeatureDrift":
                 rule["expr"] = rule["expr"].replace("> 0.25", "> 25")
-    (tmp_path / "ctloop_rules.yaml").write_text(yaml.safe_dump({"groups": document["spec"]["groups"]}))
-    shutil.copyfile(HERE / "ctloop_rules_test.yaml", tmp_path / "ctloop_rules_test.yaml")
-    out = subprocess.run(
-        [promtool(), "test", "rules", "ctloop_rules_test.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = run_rule_tests(document["spec"]["groups"], tmp_path)
     assert out.returncode != 0 and "CtloopFeatureDrift" in out.stdout + out.stderr
