@@ -56,6 +56,8 @@ class FeatureClient:
         self._timeout = urllib3.Timeout(total=timeout_s)
         self._ttl = {v: static_ttl_s if spec.get("ttl_s") == 0 else ttl_s for v, spec in views.items()}
         self._per_view = max(1, max_entries // max(1, len(views)))
+        self.layout = views
+        """The views as the model's metadata gave them (the model compares it to decide on a new client)."""
         self.views = {name: (tuple(v["join_keys"]), tuple(v["features"])) for name, v in views.items()}
         self._cache: dict[str, OrderedDict[tuple[str, ...], tuple[float, Values]]] = {v: OrderedDict() for v in views}
         self._pool: urllib3.HTTPConnectionPool | None = None

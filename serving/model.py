@@ -58,9 +58,7 @@ class FlightDelayModel:
             if not set(spec["features"]) <= computed:
                 raise ModelLoadError(f"on-demand view {view} has features serving cannot compute: {spec['features']}")
         views = model.layout["views"]
-        if self._features is None or {v: (list(k), list(f)) for v, (k, f) in self._features.views.items()} != {
-            v: (list(s["join_keys"]), list(s["features"])) for v, s in views.items()
-        }:
+        if self._features is None or self._features.layout != views:  # a new layout: new client and cache
             p = self.params
             self._features = FeatureClient(
                 p.feature_server_url,
