@@ -71,6 +71,18 @@ class Counts:
                 counts.squared_error = s.value
         return counts
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Counts:
+        """What ``dataclasses.asdict`` of a ``Counts`` wrote (as JSON: histogram bounds come back as text)."""
+        counts = cls(str(data["version"]))
+        counts.features.update(data["features"])
+        counts.predictions = dict(data["predictions"])
+        for outcome, les in data["feedback_le"].items():
+            counts.feedback_le[outcome] = {float(le): v for le, v in les.items()}
+        counts.feedback_sum = dict(data["feedback_sum"])
+        counts.squared_error = float(data["squared_error"])
+        return counts
+
     def minus(self, earlier: Counts | None) -> Counts:
         """The window since ``earlier`` (counters only grow; a restart that reset them counts from zero)."""
         if earlier is None or earlier.version != self.version:

@@ -83,17 +83,7 @@ def _read_window(settings: Settings, version: str, folder: Path) -> Counts:
     url = f"http://127.0.0.1:{settings.serving.rest_port}/metrics"
     reading = Counts.from_samples(metrics_source.read_page(url), version)
     last_file = folder / "last_reading.json"
-    earlier = None
-    if last_file.exists():
-        saved = json.loads(last_file.read_text())
-        earlier = Counts(saved["version"])
-        earlier.features.update(saved["features"])
-        earlier.predictions = saved["predictions"]
-        earlier.feedback_le.update(
-            {o: {float(le): v for le, v in les.items()} for o, les in saved["feedback_le"].items()}
-        )
-        earlier.feedback_sum = saved["feedback_sum"]
-        earlier.squared_error = saved["squared_error"]
+    earlier = Counts.from_dict(json.loads(last_file.read_text())) if last_file.exists() else None
     last_file.write_text(json.dumps(asdict(reading)))
     return reading.minus(earlier)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -72,6 +74,8 @@ def test_counts_from_samples_and_windows_between_readings():
     assert window.features["temp"]["0"] == 15  # grew by 15
     assert window.predictions["4"] == 4  # went down: the process restarted, counted from zero
     assert a.rows() == 10
+    back = Counts.from_dict(json.loads(json.dumps(asdict(window))))
+    assert asdict(back) == asdict(window)  # a reading survives the JSON file between passes
 
 
 def test_drift_of_a_real_shift_fires_and_of_the_same_distribution_does_not(training_set):
