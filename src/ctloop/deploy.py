@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ctloop.config import Settings
-from ctloop.registry import CHALLENGER, CHAMPION, Registry, RegistryError
+from ctloop.registry import CHALLENGER, CHAMPION, ModelVersion, Registry, RegistryError
 
 CURRENT = "current"
 MODEL_CARD = "model.json"
@@ -105,17 +105,16 @@ def deploy_seldon(settings: Settings, kube: Any = None) -> Deployed:
         raise RegistryError(f"{settings.registry.model_name} has no champion to deploy: run the training pipeline")
     challenger = registry.by_alias(CHALLENGER) if settings.deploy.canary_percent else None
 
-    def served(version: str, alias: str) -> k8s.ServedModel:
-        mv = registry.get(version)
-        uri = registry.serving_uri(version)
-        return k8s.ServedModel(mv.name, version, alias, uri, mv.tags.get("feature_service", ""))
+    def served(mv: ModelVersion, alias: str) -> k8s.ServedModel:
+        uri = registry.serving_uri(mv)
+        return k8s.ServedModel(mv.name, mv.version, alias, uri, mv.tags.get("feature_service", ""))
 
     cluster = kube or k8s.Kube(settings.deploy.namespace)
     live = cluster.get_seldon_deployment(settings.deploy.seldon_deployment)
     body = k8s.render_predictors(
         live,
-        served(champion.version, CHAMPION),
-        served(challenger.version, CHALLENGER) if challenger is not None else None,
+        served(champion, CHAMPION),
+        served(challenger, CHALLENGER) if challenger is not None else None,
         settings.deploy.canary_percent,
     )
     before = live.get("metadata", {}).get("labels", {}).get(k8s.VERSION_LABEL)

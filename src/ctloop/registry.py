@@ -236,13 +236,12 @@ class Registry:
         for key, value in values.items():
             self.client.set_registered_model_tag(self.name, f"{prefix}{key}", value)
 
-    def serving_uri(self, version: str) -> str:
+    def serving_uri(self, mv: ModelVersion) -> str:
         """Where a version's serving folder lives, as object storage Seldon's initializer can read.
 
         With MLflow's proxied artifacts (``mlflow-artifacts:/...``) the path is mapped onto the
         server's ``--artifacts-destination`` (``[registry] artifacts_destination``).
         """
-        mv = self.get(version)
         run_uri = str(self.client.get_run(mv.run_id).info.artifact_uri).rstrip("/")
         return serving_uri_for(run_uri, self.settings.registry.artifacts_destination)
 
