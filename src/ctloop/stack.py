@@ -117,24 +117,38 @@ def wait_ready(process: Process, url: str, timeout_s: float) -> None:
         raise
 
 
+def require_free(ports: Sequence[int], what: str) -> None:
+    """Refuse to start ``what`` on a loopback port something already answers on."""
+    for port in ports:
+        if services.port_open(port):
+            raise ServiceError(f"port {port} ({what}) is taken: stop what runs there or change [serving]")
+
+
+def launch(
+    name: str, args: Sequence[str], log_dir: Path, env: dict[str, str], ready_url: str, timeout_s: float
+) -> Process:
+    """:func:`spawn`, then :func:`wait_ready`; the process is stopped if it never gets ready."""
+    process = spawn(name, args, log_dir, env)
+    try:
+        wait_ready(process, ready_url, timeout_s)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
 def start_feature_server(settings: Settings, port: int, workers: int, log_dir: Path) -> Process:
     """``feast serve`` over the rendered local config, ready when ``/health`` is 200."""
     from ctloop import featurestore as fs
 
-    if services.port_open(port):
-        raise ServiceError(f"port {port} (feature server) is taken: stop what runs there or change [serving]")
+    require_free((port,), "feature server")
     folder = fs.write_rendered_yaml(settings)
     feast = Path(sys.executable).parent / "feast"
     args = [str(feast), "-c", str(folder), "serve", "-h", "127.0.0.1", "-p", str(port)]
     args += ["--workers", str(workers), "--max-requests", "0", "--no-access-log"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(settings.root).resolve() / "src")])}
-    process = spawn("feature-server", args, log_dir, env)
-    try:
-        wait_ready(process, f"http://127.0.0.1:{port}/health", settings.serving.ready_timeout_s)
-    except BaseException:
-        process.stop()
-        raise
-    return process
+    ready = f"http://127.0.0.1:{port}/health"
+    return launch("feature-server", args, log_dir, env, ready, settings.serving.ready_timeout_s)
 
 
 def serving_python(settings: Settings) -> Path:
@@ -160,9 +174,7 @@ def start_seldon(
     Ready when ``/health/status`` answers 200; our metrics go to a fresh multiprocess folder.
     """
     rest_port, metrics_port = ports
-    for port in ports:
-        if services.port_open(port):
-            raise ServiceError(f"port {port} (Seldon microservice) is taken: stop what runs there or change [serving]")
+    require_free(ports, "Seldon microservice")
     root = Path(__file__).resolve().parents[2]
     name = model_class.rsplit(".", 1)[-1]
     metrics_dir = log_dir / f"prometheus-multiproc-{name}"
@@ -182,13 +194,7 @@ def start_seldon(
     args = [str(python), "-m", "serving.launch", model_class, "--service-type", "MODEL"]
     args += ["--http-port", str(rest_port), "--metrics-port", str(metrics_port), "--grpc-workers", "0"]
     args += ["--workers", str(workers), "--parameters", json.dumps(parameters)]
-    process = spawn(f"seldon-{name}", args, log_dir, env)
-    try:
-        wait_ready(process, f"http://127.0.0.1:{rest_port}/health/status", ready_timeout_s)
-    except BaseException:
-        process.stop()
-        raise
-    return process
+    return launch(f"seldon-{name}", args, log_dir, env, f"http://127.0.0.1:{rest_port}/health/status", ready_timeout_s)
 
 
 def start_microservice(
