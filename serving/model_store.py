@@ -129,8 +129,6 @@ class ModelWatcher:
         self._model: LoadedModel | None = None
         self._next_check = 0.0
         self._failed_target = ""
-        self.swaps = 0
-        self.load_errors = 0
 
     def _target(self) -> str:
         try:
@@ -165,11 +163,9 @@ class ModelWatcher:
             fresh = load_model(self._folder(target), target, self.fallback_card)
         except ModelLoadError:
             self._failed_target = target  # tried once; a later deploy moves the link again
-            self.load_errors += 1
             log.exception("new model at %s did not load; v%s keeps serving", target, model.version)
             return model
         self._model = fresh
-        self.swaps += 1
         log.info("swapped model v%s -> v%s", model.version, fresh.version)
         return fresh
 
