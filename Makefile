@@ -103,7 +103,7 @@ validate: setup ## render every overlay; kubernetes-validate, CRD schemas, check
 	$(BIN)/hadolint --failure-threshold warning images/*/Dockerfile
 	$(BIN)/python manifests/validate.py --kubectl $(KUBECTL) --checkov $(TVENV)/bin/checkov
 
-check: lint typecheck validate-pipeline validate ## ruff, mypy and the static validators
+check: lint typecheck validate-pipeline validate security ## ruff, mypy, the static validators, bandit, pip-audit and the secret scan
 
 bench: setup $(BVENV)/.synced ## benchmarks: each figure next to its baseline, written to bench/results/
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }

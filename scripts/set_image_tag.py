@@ -119,7 +119,7 @@ def _plan(lines: list[str], entry: Entry, tag: str, digest: str | None) -> tuple
         edits[entry.keys["digest"]] = _value_line(lines[entry.keys["digest"]], "digest", digest)
     elif digest is not None:
         tag_line = KEY.match(lines[entry.keys["newTag"]])
-        assert tag_line is not None  # _value_line matched it above
+        assert tag_line is not None  # nosec B101 # type narrowing: _value_line matched this line above
         inserts[entry.keys["newTag"]] = f'{" " * len(tag_line["lead"])}digest: "{digest}"'
     elif "digest" in entry.keys:
         edits[entry.keys["digest"]] = None

@@ -109,7 +109,7 @@ class FlightDelayModel:
         return {"data": {"names": [PREDICTION_NAME], "ndarray": [[v] for v in values]}, "meta": {"tags": tags}}
 
     def _enrich(self, model: LoadedModel, batch: list[Flight]) -> np.ndarray:
-        assert self._features is not None  # bound in load()
+        assert self._features is not None  # nosec B101 # type narrowing: load() binds it before any request
         matrix = np.full((len(batch), len(model.feature_names)), np.nan, dtype=np.float32)
         hits, misses = self._features.hits, self._features.misses
         online = self._features.fetch([f.entity_keys() for f in batch])
@@ -150,7 +150,7 @@ class FlightDelayModel:
         if now - self._ready_checked > self.params.readiness_cache_s:
             self._ready_checked = now
             try:
-                assert self._features is not None
+                assert self._features is not None  # nosec B101 # type narrowing: set by load() with the model
                 self._features.probe()
                 self._ready_error = None
             except ServingError as exc:
