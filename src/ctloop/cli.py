@@ -102,6 +102,19 @@ def load_settings(config: Path) -> Settings:
     return Settings.load(config)
 
 
+ReplayOption = Annotated[bool, typer.Option("--replay", help="The last replay's registry (`ctloop replay`).")]
+
+
+def scoped_settings(config: Path, replay: bool) -> Settings:
+    """Settings, or the last replay's (its own data folder) with ``--replay``."""
+    settings = load_settings(config)
+    if not replay:
+        return settings
+    from ctloop.replay import replay_settings
+
+    return replay_settings(settings)
+
+
 def git_sha(root: str) -> str:
     """The checkout's commit, ``unknown`` outside git."""
     try:
@@ -207,6 +220,8 @@ def main_callback(verbose: Annotated[bool, typer.Option("--verbose", "-v", help=
         for category in (DeprecationWarning, RuntimeWarning):
             warnings.filterwarnings("ignore", category=category, module=r"(feast|ibis|mlflow|sqlalchemy)\b")
         warnings.filterwarnings("ignore", message="The ``noload`` loader strategy is deprecated")
+        # pandas' own Timedelta arithmetic under numpy 2.5 (pyproject's pytest filters list it too)
+        warnings.filterwarnings("ignore", message="The 'generic' unit for NumPy timedelta is deprecated")
 
 
 @app.command()
@@ -226,19 +241,88 @@ def train(
 @app.command()
 @friendly
 def run(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
-    """The main job: train the first champion on 2013 Jan–Mar and print the summary."""
-    settings = load_settings(config)
-    finished = run_training(settings, "2013-01-01", "2013-03-31", promote=True)
-    console.print(summary_table(settings, finished))
+    """The main job: the continuous-training replay of 2013 (`ctloop replay`)."""
+    run_replay(load_settings(config), quick=False)
 
 
 @app.command()
 @friendly
-def models(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+def replay(
+    quick: Annotated[bool, typer.Option(help="A few weeks with a sample of the flights ([replay] quick_*).")] = False,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Train a first champion, serve it, replay the year hour by hour with feedback; the monitor retrains alone."""
+    run_replay(load_settings(config), quick)
+
+
+def run_replay(settings: Settings, quick: bool) -> None:
+    """Run the replay with a progress display, then print its summary and where the report is."""
+    import pandas as pd
+
+    from ctloop import replay as rp
+
+    plan = rp.Plan.from_settings(settings, quick)
+    hours = int((plan.ends - plan.begins) / rp.STEP)
+    with _progress() as progress:
+        bar = progress.add_task("replay: preparing", total=hours)
+
+        def on_stage(text: str) -> None:
+            progress.update(bar, description=f"replay: {text}")
+
+        def on_step(now: pd.Timestamp, loop: rp.Loop) -> None:
+            if now.hour % 6 == 0:
+                local = now.tz_convert(rp.LOCAL_TZ)
+                progress.update(
+                    bar,
+                    completed=int((now - plan.begins) / rp.STEP) + 1,
+                    description=f"{local:%Y-%m-%d %H:00} serving v{loop.serving_version} | {loop.last_decision}",
+                )
+
+        outcome = rp.run(settings, quick=quick, git_sha=git_sha(settings.root), on_stage=on_stage, on_step=on_step)
+        progress.update(bar, completed=hours, description="replay: done")
+    console.print(replay_table(outcome.summary))
+    console.print(f"report: {outcome.report_dir / 'index.html'}")
+    console.print("the replay's registry: ctloop models --replay; MLflow UI: ctloop ui --replay")
+
+
+def replay_table(figures: dict[str, Any]) -> Table:
+    """A replay's figures in one table."""
+    table = Table(title=f"ctloop replay {figures['period']} (sample {figures['sample']:.0%})", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    for key in (
+        "flights",
+        "prediction_requests",
+        "outcomes_sent",
+        "monitor_passes",
+        "triggers",
+        "retrains",
+        "promotions",
+        "not_blessed",
+        "failed",
+    ):
+        table.add_row(key.replace("_", " "), _fmt(figures[key]))
+    table.add_row("versions served", ", ".join(f"v{v}" for v in figures["versions_served"]))
+    for q in figures["quarters"]:
+        table.add_row(
+            f"{q['quarter']} AUC / Brier",
+            f"CT {_fmt(q['ct_auc'])} / {_fmt(q['ct_brier'])}   static {_fmt(q['static_auc'])} / "
+            f"{_fmt(q['static_brier'])}   ({q['flights']:,} flights)",
+        )
+    latency = figures["latency_ms"]
+    table.add_row("request latency", f"p50 {latency['p50']} ms, p99 {latency['p99']} ms (one request per hour)")
+    stages = ", ".join(f"{k} {v}" for k, v in figures["stages_s"].items())
+    table.add_row("wall time", f"{figures['wall_s']} s: {stages}")
+    return table
+
+
+@app.command()
+@friendly
+def models(replay: ReplayOption = False, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     """Registered versions with aliases and lineage tags."""
     from ctloop.registry import Registry
 
-    settings = load_settings(config)
+    settings = scoped_settings(config, replay)
     registry = Registry(settings)
     versions = registry.versions()
     if not versions:
@@ -389,10 +473,11 @@ def serve(
 @friendly
 def ui(
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    replay: ReplayOption = False,
     config: ConfigOption = Path(DEFAULT_CONFIG),
 ) -> None:
     """Start the MLflow UI on 127.0.0.1 over the local tracking store."""
-    settings = load_settings(config)
+    settings = scoped_settings(config, replay)
     chosen = port or settings.services.mlflow_ui_port
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
     mlflow = Path(sys.executable).parent / "mlflow"

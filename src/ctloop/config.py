@@ -42,14 +42,26 @@ class Services:
     """``host:port`` of the online store when it is not ours on loopback (a cluster's Redis Service)."""
 
 
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration_s(text: str) -> float:
+    """Seconds in a Prometheus-style duration (``90s``, ``30m``, ``12h``, ``7d``, ``1w``)."""
+    value, unit = text[:-1], text[-1:]
+    if unit not in _UNITS_S or not value.isdigit() or int(value) <= 0:
+        raise ConfigError(f"bad duration {text!r}: a positive whole number with s, m, h, d or w (e.g. 7d)")
+    return float(int(value) * _UNITS_S[unit])
+
+
 @dataclass(frozen=True)
 class MonitorSettings:
     """The monitor: where it reads serving metrics, and the retraining policy (``ctloop.monitor``).
 
     ``prometheus_url`` set (a cluster): counters come from Prometheus's HTTP API as
-    ``increase(...[window])``; empty: from the serving ``/metrics`` page, the window being the time
-    since the previous pass. Thresholds: PSI per feature and on the prediction, AUC and Brier
-    floors on delayed labels, the champion's data age; ``cooldown_s`` on the monitor's clock.
+    ``increase(...[window])``; empty: from the serving ``/metrics`` page, the window being the
+    difference from the reading taken ``window`` earlier. Thresholds: PSI per feature and on the
+    prediction, AUC and Brier floors on delayed labels, the champion's data age; ``cooldown_s`` on
+    the monitor's clock.
     """
 
     prometheus_url: str = ""
@@ -64,8 +76,43 @@ class MonitorSettings:
     max_brier: float = 0.22
     min_labelled: int = 500
     max_model_age_days: int = 28
+    min_new_data_days: int = 14
+    """A trigger starts no run until the champion's data is this many days old (a retrain needs news)."""
     train_window_days: int = 90
     cooldown_s: float = 7 * 86400.0
+
+    def __post_init__(self) -> None:
+        """Refuse a window Prometheus would not parse."""
+        duration_s(self.window)
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """``ctloop replay``: the first champion's window, then days replayed through serving on a simulated clock.
+
+    The replay keeps its own data (registry, feature store, serving folder, monitor state) under
+    ``data_dir``, wiped at each start, and writes its report to ``report_dir``. ``--quick`` ends
+    at ``quick_end`` and sends a ``quick_sample`` share of the flights. The monitor runs every
+    ``monitor_every_days`` at local midnight, as the cluster's CronJob would.
+    """
+
+    first_start: str = "2013-01-01"
+    first_end: str = "2013-03-31"
+    start: str = "2013-04-01"
+    end: str = "2013-12-31"
+    quick_end: str = "2013-04-30"
+    quick_sample: float = 0.2
+    sample_seed: int = 13
+    monitor_every_days: int = 1
+    data_dir: str = "data/replay"
+    report_dir: str = "reports/replay"
+
+    def __post_init__(self) -> None:
+        """Refuse a sample share outside (0, 1] and a monitor that never runs."""
+        if not 0 < self.quick_sample <= 1:
+            raise ConfigError(f"[replay] quick_sample must be in (0, 1], got {self.quick_sample}")
+        if self.monitor_every_days < 1:
+            raise ConfigError(f"[replay] monitor_every_days must be >= 1, got {self.monitor_every_days}")
 
 
 @dataclass(frozen=True)
@@ -232,6 +279,7 @@ class Settings:
     serving: ServingSettings = field(default_factory=ServingSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    replay: ReplaySettings = field(default_factory=ReplaySettings)
 
     @property
     def data_dir(self) -> Path:
@@ -321,6 +369,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "serving": ServingSettings,
     "deploy": DeploySettings,
     "monitor": MonitorSettings,
+    "replay": ReplaySettings,
     "train": TrainParams,
     "gate": GateSettings,
 }

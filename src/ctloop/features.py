@@ -128,3 +128,9 @@ def entity_frame(flights: pd.DataFrame) -> pd.DataFrame:
 def as_float_matrix(frame: pd.DataFrame, feature_names: Sequence[str]) -> np.ndarray:
     """The model input: the named columns, in order, as float32 with NaN for missing."""
     return frame.loc[:, list(feature_names)].astype("float64").to_numpy(dtype=np.float32, na_value=np.nan)
+
+
+def epoch_us(stamps: pd.Series) -> np.ndarray:
+    """Timestamps (any time zone, or naive UTC) as microseconds since the epoch, UTC."""
+    utc = pd.to_datetime(stamps, utc=True).dt.tz_localize(None)
+    return np.asarray(utc.to_numpy().astype("datetime64[us]").astype(np.int64))

@@ -28,6 +28,7 @@ import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from ctloop import features
 from ctloop.config import Settings
 
 log = logging.getLogger(__name__)
@@ -164,11 +165,12 @@ def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
         raise FeatureStoreError(f"online store unreachable during materialize: {exc}") from exc
 
 
-def load_online(settings: Settings) -> tuple[datetime, datetime]:
-    """Fill the online store with the offline tables' whole time span (a fresh Redis holds nothing).
+def load_online(settings: Settings, until: datetime | None = None) -> tuple[datetime, datetime]:
+    """Fill the online store with the offline tables' time span, up to ``until`` if given.
 
     Returns the span. Online reads give the last value written per key, so after this the
-    store serves the newest feature values the last training run computed.
+    store serves the newest feature values the last training run computed (or those of
+    ``until``: a replay's simulated now, after which nothing may be online yet).
     """
     import pyarrow.parquet as pq
 
@@ -182,6 +184,8 @@ def load_online(settings: Settings) -> tuple[datetime, datetime]:
         raise FeatureStoreError(f"no offline feature tables under {folder}: run `ctloop train` (or `make run`) first")
     dynamic = pd.concat([s for s in stamps if s.min() > pd.Timestamp(STATIC_SINCE)] or stamps)
     span = (dynamic.min().to_pydatetime(), dynamic.max().to_pydatetime())
+    if until is not None:
+        span = (min(span[0], until), min(span[1], until))
     store = open_store(settings)
     apply(store, definitions(settings))
     with contextlib.redirect_stdout(io.StringIO()):  # Feast prints a progress bar per view
@@ -281,3 +285,46 @@ def online_features(store: FeatureStore, service_name: str, entity_rows: Sequenc
     service = feature_service(store, service_name)
     response = store.get_online_features(features=service, entity_rows=list(entity_rows))
     return response.to_df()
+
+
+class OnlineFeed:
+    """Writes offline feature rows into the online store as a simulated clock passes their event time.
+
+    What ``materialize(previous, now)`` does per step, without re-reading the offline tables each
+    time (~20 ms a call; a push of one hour's rows is ~1-2 ms): the tables are sorted by event
+    time once, and :meth:`advance` writes the rows with ``written_until < event_timestamp <= now``
+    through Feast's ``write_to_online_store``, in time order (the online store keeps the last
+    write per key). Static views (no TTL) are not fed: :func:`load_online` loads them.
+    """
+
+    def __init__(self, store: FeatureStore, tables: dict[str, pd.DataFrame], since: datetime) -> None:
+        """Feed the dynamic views of ``store`` from ``tables`` (by source name) after ``since``."""
+        self.store = store
+        self.written_until = pd.Timestamp(since)
+        self.rows_written = 0
+        self._views: list[tuple[str, pd.DataFrame, np.ndarray]] = []
+        for view in store.list_feature_views():
+            if not view.ttl:
+                continue
+            source = Path(str(getattr(view.batch_source, "path", ""))).stem
+            if source not in tables:
+                raise FeatureStoreError(f"no offline table {source!r} for feature view {view.name!r}")
+            frame = tables[source].sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+            self._views.append((view.name, frame, features.epoch_us(frame["event_timestamp"])))
+
+    def advance(self, now: datetime) -> int:
+        """Write every row with event time in ``(written_until, now]``; return how many."""
+        until = pd.Timestamp(now)
+        lo, hi = (t.value // 1000 for t in (self.written_until, until))  # .value: ns since the epoch
+        written = 0
+        for name, frame, stamps in self._views:
+            first, last = np.searchsorted(stamps, lo, side="right"), np.searchsorted(stamps, hi, side="right")
+            if last > first:
+                try:
+                    self.store.write_to_online_store(name, frame.iloc[first:last])
+                except (ConnectionError, RedisConnectionError) as exc:
+                    raise FeatureStoreError(f"online store unreachable: {exc}") from exc
+                written += int(last - first)
+        self.written_until = max(self.written_until, until)
+        self.rows_written += written
+        return written

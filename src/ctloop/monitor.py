@@ -264,8 +264,11 @@ class Found:
         self.reasons.append(reason)
 
 
-def _held_back(now: datetime, incident: str, policy: Policy, state: State) -> str:
+def _held_back(now: datetime, incident: str, policy: Policy, state: State, data_end: datetime | None) -> str:
     """Why a fired trigger does not start a run (empty: it does)."""
+    if data_end is not None and (now - data_end).days < policy.min_new_data_days:
+        days, least = (now - data_end).days, policy.min_new_data_days
+        return f"only {days} days of data newer than the champion's (< {least}): nothing new to learn"
     if not state.last_run_at:
         return ""
     since = (now - datetime.fromisoformat(state.last_run_at)).total_seconds()
@@ -299,7 +302,7 @@ def decide(
             found.add("schedule", f"champion trained on data up to {model_data_end:%Y-%m-%d}, {age:.0f} days old")
     triggers = sorted(set(found.triggers))
     incident = "+".join(triggers)
-    held = _held_back(now, incident, policy, state) if triggers else "no trigger"
+    held = _held_back(now, incident, policy, state, model_data_end) if triggers else "no trigger"
     if held:
         found.reasons.append(held)
     return Decision(now.isoformat(), version, bool(triggers) and not held, triggers, found.reasons, found.numbers)

@@ -3,8 +3,8 @@
 1. The serving model: its version and training reference (``reference_fractions``) from the
    local serving folder, or from the registry's champion on a cluster.
 2. Its counters over a window: Prometheus's ``increase`` on a cluster; locally the difference
-   between this reading of serving's ``/metrics`` and the previous pass's (kept in
-   ``<data_dir>/monitor/last_reading.json``).
+   between this reading of serving's ``/metrics`` and the one taken a window earlier (readings
+   kept in ``<data_dir>/monitor/readings.jsonl``).
 3. Drift, delayed-label performance and the model's data age through the policy
    (``ctloop.monitor.decide``); the decision, its reasons and numbers appended to
    ``<data_dir>/monitor/decisions.jsonl``.
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ctloop import metrics_source
-from ctloop.config import Settings
+from ctloop.config import Settings, duration_s
 from ctloop.monitor import Counts, Decision, State, decide, drift, performance, window_for
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,26 @@ class ServedModel:
 
 
 @dataclass(frozen=True)
+class Retrain:
+    """What became of a retrain: ``promoted``, ``not blessed``, ``failed`` or ``started <run id>``.
+
+    ``version``: the registered version (a blessed run); ``reasons``: the gate's failed checks, or
+    the failed step's error.
+    """
+
+    outcome: str
+    version: str | None = None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PassResult:
     """What a pass decided, and what became of a retrain it started."""
 
     decision: Decision
     outcome: str
     window: tuple[str, str] | None
+    retrain: Retrain | None = None
 
 
 def served_model(settings: Settings) -> ServedModel:
@@ -76,20 +90,37 @@ def served_model(settings: Settings) -> ServedModel:
     return ServedModel(champion.version, json.loads((folder / "metadata.json").read_text()))
 
 
-def _read_window(settings: Settings, version: str, folder: Path) -> Counts:
+READINGS_FILE = "readings.jsonl"
+
+
+def _read_window(settings: Settings, version: str, folder: Path, now: datetime) -> Counts:
+    """The counters over ``[monitor] window`` before ``now``.
+
+    Prometheus: its ``increase`` over the window. Locally: this reading of ``/metrics`` minus the
+    newest earlier reading taken at least a window before ``now`` (none: everything since the
+    workers started, which is less than a window); readings are kept for one window.
+    """
     if settings.monitor.prometheus_url:
         samples = metrics_source.read_prometheus(settings.monitor.prometheus_url, settings.monitor.window)
         return Counts.from_samples(samples, version)
     url = f"http://127.0.0.1:{settings.serving.rest_port}/metrics"
     reading = Counts.from_samples(metrics_source.read_page(url), version)
-    last_file = folder / "last_reading.json"
-    earlier = Counts.from_dict(json.loads(last_file.read_text())) if last_file.exists() else None
-    last_file.write_text(json.dumps(asdict(reading)))
-    return reading.minus(earlier)
+    width = timedelta(seconds=duration_s(settings.monitor.window))
+    path = folder / READINGS_FILE
+    kept = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    kept = [r for r in kept if datetime.fromisoformat(r["at"]) < now]  # a rewound clock starts over
+    earlier = [r for r in kept if datetime.fromisoformat(r["at"]) <= now - width]
+    base = Counts.from_dict(earlier[-1]["counts"]) if earlier else None
+    kept = [*(earlier[-1:]), *(r for r in kept if datetime.fromisoformat(r["at"]) > now - width)]
+    kept.append({"at": now.isoformat(), "counts": asdict(reading)})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    tmp.replace(path)
+    return reading.minus(base)
 
 
-def _retrain(settings: Settings, start: str, end: str, now: datetime) -> str:
-    """Run the training pipeline on the window, with only outcomes known at ``now``; the outcome in a word."""
+def _retrain(settings: Settings, start: str, end: str, now: datetime) -> Retrain:
+    """Run the training pipeline on the window, with only outcomes known at ``now``."""
     as_of = now.isoformat()
     if settings.monitor.prometheus_url:  # a cluster: the KFP server runs it
         from ctloop.kfp_client import Kfp
@@ -97,15 +128,18 @@ def _retrain(settings: Settings, start: str, end: str, now: datetime) -> str:
         client = Kfp(settings.monitor.kfp_host)
         params = {"start": start, "end": end, "settings_json": settings.to_json(), "as_of": as_of}
         run_id = client.run_latest("flight-delay-training", "ctloop", f"ct-{start}-{end}", params)
-        return f"started {run_id}"
+        return Retrain(f"started {run_id}")
     from pipelines import local
 
     try:
         run = local.run(settings, start, end, git_sha="monitor", as_of=as_of)
     except local.PipelineStepError as exc:
         log.warning("retrain failed: %s", exc)
-        return "failed"
-    return "promoted" if run.output("gate") == "blessed" else "not blessed"
+        return Retrain("failed", reasons=(f"step {exc.task}: {exc.detail}",))
+    reasons = tuple(str(r) for r in run.artifact_metadata("gate", "decision").get("reasons", []))
+    if run.output("gate") != "blessed":
+        return Retrain("not blessed", reasons=reasons)
+    return Retrain("promoted", run.output("register"), reasons)
 
 
 STATE_TAG = "ctloop.monitor."
@@ -138,20 +172,23 @@ def monitor_pass(settings: Settings, now: datetime, dry_run: bool = False) -> Pa
     folder.mkdir(parents=True, exist_ok=True)
     state = load_state(settings, folder)
     model = served_model(settings)
-    window = _read_window(settings, model.version, folder)
+    window = _read_window(settings, model.version, folder, now)
     reference = model.metadata.get("reference_fractions")
     window_drift = drift(window, reference) if reference and window.rows() else None
     decision = decide(now, model.version, model.data_end(), window_drift, performance(window), settings.monitor, state)
-    outcome, trained = "none", None
+    outcome, trained, retrain = "none", None, None
     if decision.retrain and not dry_run:
         trained = window_for(now, settings.monitor.train_window_days)
-        outcome = _retrain(settings, *trained, now)
+        retrain = _retrain(settings, *trained, now)
+        outcome = retrain.outcome
         state = State(last_run_at=now.isoformat(), last_incident="+".join(decision.triggers), last_outcome=outcome)
         save_state(settings, folder, state)
     elif decision.retrain:
         outcome = "dry run"
     record = {**decision.to_dict(), "outcome": outcome, "window": trained}
+    if retrain is not None:
+        record.update(version=retrain.version, gate_reasons=list(retrain.reasons))
     with (folder / "decisions.jsonl").open("a") as log_file:
         log_file.write(json.dumps(record) + "\n")
     log.info("monitor decision: %s", json.dumps(record))  # a cluster's CronJob keeps its log, not its files
-    return PassResult(decision, outcome, trained)
+    return PassResult(decision, outcome, trained, retrain)

@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ctloop import services
@@ -227,8 +228,11 @@ class Stack:
 
 
 @contextmanager
-def serving_stack(settings: Settings, alias: str = "champion") -> Iterator[Stack]:
-    """Deploy ``alias``, start Redis, load it, start the feature server and the microservice; stop all after."""
+def serving_stack(settings: Settings, alias: str = "champion", online_until: datetime | None = None) -> Iterator[Stack]:
+    """Deploy ``alias``, start Redis, load it, start the feature server and the microservice; stop all after.
+
+    ``online_until``: load the online store only with feature rows up to then (a replay's now).
+    """
     from ctloop import featurestore as fs
     from ctloop.deploy import CURRENT, deploy_alias, serving_dir
 
@@ -238,7 +242,7 @@ def serving_stack(settings: Settings, alias: str = "champion") -> Iterator[Stack
     with ExitStack() as stack:
         redis = services.start_redis(settings.services.redis_port, settings.data_dir / "redis")
         stack.callback(redis.stop)
-        fs.load_online(settings)
+        fs.load_online(settings, online_until)
         feast = start_feature_server(settings, cfg.feature_server_port, cfg.feature_server_workers, log_dir)
         stack.callback(feast.stop)
         feature_url = f"http://127.0.0.1:{cfg.feature_server_port}"

@@ -153,6 +153,15 @@ def test_one_incident_one_run_after_a_failed_or_unblessed_retrain(outcome, retra
     assert got.retrain is retrain, got.reasons
 
 
+def test_a_trigger_waits_for_data_newer_than_the_champions():
+    """Drift days after the champion's data ends starts no run: the new window would hold nothing new."""
+    fresh = decide(NOW, "3", NOW - timedelta(days=3), loud_drift(), None, Policy(min_new_data_days=14), State())
+    assert fresh.triggers == ["drift"] and not fresh.retrain
+    assert any("3 days of data newer" in r for r in fresh.reasons)
+    later = decide(NOW, "3", NOW - timedelta(days=14), loud_drift(), None, Policy(min_new_data_days=14), State())
+    assert later.retrain
+
+
 def test_retrain_window_ends_before_now():
     """The window is the days before now: nothing from the simulated future."""
     assert window_for(NOW, 90) == ("2013-04-02", "2013-06-30")

