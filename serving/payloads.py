@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -16,6 +17,11 @@ from serving.errors import ServingError, bad_field
 PREDICTION_NAME = "delay_probability"
 REQUEST_KEYS = ("jsonData", "data", "meta")
 FEEDBACK_KEYS = ("request", "response", "truth", "reward")
+VERSION = re.compile(r"[0-9]{1,12}")
+"""A registry version as the endpoint reports it (MLflow numbers versions); anything else is refused,
+so that feedback cannot create metric series for made-up versions."""
+MAX_INT_DIGITS = 308
+"""Integers beyond a double's range (about 1.8e308) cannot become numbers in Seldon's protobuf."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,10 @@ def _only(body: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
 def _finite(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise bad_field(field, f"expected a number, got {_kind(value)}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise bad_field(field, "number too large") from None
     if not math.isfinite(number):
         raise bad_field(field, "NaN and Infinity are not accepted")
     return number
@@ -111,6 +120,21 @@ def _reject_constant(name: str) -> NoReturn:
     raise ServingError(400, "BAD_JSON", f"feedback body: {name} is not a JSON number")
 
 
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise ServingError(400, "BAD_JSON", f"feedback body: an integer of {digits} digits is too large")
+    return int(text)
+
+
+def check_json(raw: bytes) -> None:
+    """400 unless ``raw`` is JSON (what Seldon decodes from a form field or ``?json=`` without a check)."""
+    try:
+        json.loads(raw)
+    except ValueError as exc:
+        raise ServingError(400, "BAD_JSON", f"request body is not valid JSON: {exc}") from None
+
+
 def _column(message: object, where: str) -> list[Any]:
     """A flat list from ``{"data": {"ndarray": [x, ...] | [[x], ...]}}``."""
     data = _object(_object(message, where).get("data"), f"{where}.data")
@@ -131,17 +155,23 @@ def _values(message: Mapping[str, Any], where: str, key: str, what: str) -> list
 
 
 def _version(response: Mapping[str, Any]) -> str:
+    field = "response.meta.tags.model_version"
     tags = _object(_object(response.get("meta"), "response.meta").get("tags"), "response.meta.tags")
     version = tags.get("model_version")
-    if not isinstance(version, str | int | float) or isinstance(version, bool) or str(version) == "":
-        raise bad_field("response.meta.tags.model_version", "missing: send back the response's meta.tags")
-    return str(int(version)) if isinstance(version, float) and version.is_integer() else str(version)
+    if version is None or version == "":
+        raise bad_field(field, "missing: send back the response's meta.tags")
+    number = isinstance(version, int | float) and not isinstance(version, bool)
+    if number and 0 <= version < 10**12 and float(version).is_integer():  # protobuf makes tag numbers floats
+        return str(int(version))
+    if isinstance(version, str) and VERSION.fullmatch(version):
+        return version
+    raise bad_field(field, f"expected the version the response named (a number), got {str(version)[:40]!r}")
 
 
 def parse_feedback(raw: bytes, max_batch: int) -> Feedback:
     """A feedback body: the response the endpoint gave and the true outcome of each flight."""
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        body = json.loads(raw, parse_constant=_reject_constant, parse_int=_bounded_int)
     except ValueError as exc:
         raise ServingError(400, "BAD_JSON", f"feedback body is not valid JSON: {exc}") from None
     feedback = _object(body, "feedback body")

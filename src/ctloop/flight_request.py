@@ -114,7 +114,10 @@ def _distance(row: Mapping[str, Any], where: str) -> float:
     value = row["distance"]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RequestError(f"{where}.distance", f"expected a number of miles, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past a double's range
+        raise RequestError(f"{where}.distance", "must be a finite number (this one is past a double's range)") from None
     if not math.isfinite(number):
         raise RequestError(f"{where}.distance", "must be a finite number (NaN and Infinity are not)")
     if not 0 < number <= MAX_DISTANCE_MI:
