@@ -1,4 +1,4 @@
-# Supply chain and secrets: `make security`, part of `make check`. Included by the Makefile
+# Supply chain and secret scanning, `make security` (part of `make check`). Included by the Makefile
 # (SHELL, BIN, TVENV, the venv targets).
 #
 #   make bandit       security lint of our code ([tool.bandit] in pyproject.toml justifies each skipped rule)
