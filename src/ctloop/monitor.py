@@ -228,7 +228,8 @@ def _drift_triggers(d: Drift, policy: Policy, found: Found) -> None:
     if d.rows < policy.min_rows:
         found.reasons.append(f"only {d.rows} flights scored (< {policy.min_rows}): drift not judged")
         return
-    drifted = sorted(f for f, v in d.features.items() if v > policy.max_feature_psi)
+    ignored = set(policy.drift_ignore)
+    drifted = sorted(f for f, v in d.features.items() if v > policy.max_feature_psi and f not in ignored)
     if len(drifted) >= policy.min_drifted_features:
         found.add("drift", f"{len(drifted)} features with PSI > {policy.max_feature_psi}: {', '.join(drifted[:6])}")
     if d.prediction > policy.max_prediction_psi:

@@ -6,7 +6,8 @@
    loaded up to the start, never beyond.
 3. The clock advances an hour at a time (UTC). At each hour ``now``:
    - the online store gets the feature rows whose event time passed (``OnlineFeed``): weather
-     observed up to ``now``, delay rates of the day once the day began;
+     observed up to ``now``, delay rates of the day once the day began (Feast's Redis store
+     keeps the newest event per key, so the replay starts from a Redis of its own, empty);
    - feedback: each served flight whose outcome is known by ``now`` (``outcome_known_at``) goes
      back to ``/api/v1.0/feedback`` with the response that scored it;
    - at local midnight: one monitoring pass (``ctloop.monitor_pass``, what the cluster's CronJob
@@ -215,6 +216,55 @@ class Endpoint:
         return read_page(f"{self.base_url}/metrics")
 
 
+class Sender:
+    """Posts feedback bodies in a background thread (its own session), in order; :meth:`drain` waits for all.
+
+    Feedback for the hour goes out while the hour's predictions are scored: serving has two
+    workers, and the replay's clock need not wait for one before the other. A failure is
+    raised by the next :meth:`drain`.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        """Start the thread."""
+        import queue
+        import threading
+
+        self.endpoint = Endpoint(base_url)
+        self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.error: BaseException | None = None
+        self.sent = 0
+        self.thread = threading.Thread(target=self._work, name="feedback", daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        while (body := self.queue.get()) is not None:
+            try:
+                if self.error is None:
+                    self.endpoint.post("/api/v1.0/feedback", body)
+                    self.sent += 1
+            except BaseException as exc:  # handed to the main thread by drain()
+                self.error = exc
+            finally:
+                self.queue.task_done()
+        self.queue.task_done()
+
+    def send(self, body: dict[str, Any]) -> None:
+        """Queue one feedback body."""
+        self.queue.put(body)
+
+    def drain(self) -> None:
+        """Wait until everything queued was sent; raise what failed."""
+        self.queue.join()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Send what is queued, then stop the thread."""
+        self.drain()
+        self.queue.put(None)
+        self.thread.join()
+
+
 def readings_by_version(samples: list[Sample]) -> dict[str, Counts]:
     """A metrics reading split per model version."""
     versions = sorted({s.labels["model_version"] for s in samples if "model_version" in s.labels})
@@ -268,11 +318,11 @@ class Loop:
     feed: Any
     """A :class:`ctloop.featurestore.OnlineFeed`."""
     refresh_offline: Callable[[], None]
+    sender: Sender
     timings: Timings = field(default_factory=Timings)
     events: list[Event] = field(default_factory=list)
     passes: int = 0
     weekly: list[dict[str, Any]] = field(default_factory=list)
-    feedback_requests: int = 0
     serving_version: str = ""
     last_decision: str = "—"
     dry_run: bool = False
@@ -285,6 +335,21 @@ class Loop:
         departures = np.searchsorted(self.flights.step_of, np.arange(hours + 1), side="left")
         due: dict[int, list[int]] = defaultdict(list)
         midnights = {local_midnight(self.plan.start + timedelta(days=d)) for d in range(0, 400)}
+        try:
+            self._steps(hours, departures, due, midnights, progress)
+        finally:
+            self.sender.close()
+        self.weekly.append({"at": self.plan.ends.isoformat(), "counts": readings_by_version(self.endpoint.metrics())})
+
+    def _steps(
+        self,
+        hours: int,
+        departures: np.ndarray,
+        due: dict[int, list[int]],
+        midnights: set[pd.Timestamp],
+        progress: Callable[[pd.Timestamp, Loop], None] | None,
+    ) -> None:
+        begins = self.plan.begins
         for step in range(hours):
             now = begins + step * STEP
             with self.timings.stage("online store"):
@@ -293,6 +358,8 @@ class Loop:
                 self._feedback(due.pop(step, []), now)
             if now in midnights:
                 day = (now.tz_convert(LOCAL_TZ).date() - self.plan.start).days
+                with self.timings.stage("feedback"):
+                    self.sender.drain()  # the monitor reads every outcome sent before now
                 time.sleep(2.5 * self.settings.serving.metrics_flush_s)  # the last hour's drift counts are flushed
                 if day % 7 == 0:
                     self.weekly.append({"at": now.isoformat(), "counts": readings_by_version(self.endpoint.metrics())})
@@ -308,7 +375,6 @@ class Loop:
                         due[max(target, step + 1)].append(i)
             if progress is not None:
                 progress(now, self)
-        self.weekly.append({"at": self.plan.ends.isoformat(), "counts": readings_by_version(self.endpoint.metrics())})
 
     def _predict(self, step: int, first: int, last: int) -> None:
         max_batch = self.settings.serving.max_batch
@@ -347,8 +413,7 @@ class Loop:
                     },
                     "truth": {"jsonData": {"delayed": [int(f.delayed[i]) for i in chunk]}},
                 }
-                self.endpoint.post("/api/v1.0/feedback", body)
-                self.feedback_requests += 1
+                self.sender.send(body)
         f.fed_back_at[np.asarray(indexes)] = np.datetime64(now_us, "us")
 
     def _monitor(self, now: pd.Timestamp) -> None:
@@ -427,7 +492,7 @@ def summary(loop: Loop, results: pd.DataFrame, first_version: str, wall_s: float
         "sample": loop.plan.sample,
         "flights": len(results),
         "prediction_requests": len(loop.timings.requests),
-        "feedback_requests": loop.feedback_requests,
+        "feedback_requests": loop.sender.sent,
         "outcomes_sent": int(results["fed_back_at"].notna().sum()),
         "online_rows_written": int(loop.feed.rows_written),
         "monitor_passes": loop.passes,
@@ -453,6 +518,27 @@ def summary(loop: Loop, results: pd.DataFrame, first_version: str, wall_s: float
 
 
 Progress = Callable[[str], None]
+
+
+@contextmanager
+def own_redis(rs: Settings) -> Iterator[None]:
+    """A Redis started for this replay, empty: Feast's Redis store keeps the newest event per key.
+
+    An online store that already holds later values (another replay, ``ctloop serve``) would
+    keep them against every older write, so the replay refuses to share one.
+    """
+    from ctloop import services
+
+    redis = services.start_redis(rs.services.redis_port, rs.data_dir / "redis")
+    try:
+        if redis.process is None:
+            raise ReplayError(
+                f"a Redis already answers on 127.0.0.1:{rs.services.redis_port}: the replay needs an empty online "
+                "store of its own (stop that one, or set [services] redis_port)"
+            )
+        yield
+    finally:
+        redis.stop()
 
 
 def warm_feed(store: Any, tables: dict[str, pd.DataFrame], begins: datetime) -> Any:
@@ -489,7 +575,7 @@ def run(
 ) -> Outcome:
     """The whole replay; ``settings`` are the environment's (the replay's folder is derived from them)."""
     from ctloop import featurestore as fs
-    from ctloop import report, services
+    from ctloop import report
     from ctloop.deploy import serving_dir
     from ctloop.stack import serving_stack
 
@@ -511,7 +597,7 @@ def run(
     def refresh_offline() -> None:  # the pipeline's materialize step writes its own window's tables
         fs.write_offline_tables(rs, tables)
 
-    with services.redis_running(rs.services.redis_port, rs.data_dir / "redis"), ExitStack() as running:
+    with own_redis(rs), ExitStack() as running:
         say(f"first champion: training pipeline on {plan.first_start}..{plan.first_end}")
         with timings.stage("first champion (pipeline)"):
             first_version = first_champion(rs, plan, git_sha)
@@ -520,7 +606,8 @@ def run(
         with timings.stage("stack start"):
             stack = running.enter_context(serving_stack(rs, online_until=begins))
         feed = warm_feed(fs.open_store(rs), tables, begins)
-        loop = Loop(rs, plan, flights, Endpoint(stack.rest_url), feed, refresh_offline, timings)
+        endpoint, sender = Endpoint(stack.rest_url), Sender(stack.rest_url)
+        loop = Loop(rs, plan, flights, endpoint, feed, refresh_offline, sender, timings)
         loop.serving_version = stack.model_version
         say(f"replaying {plan.start}..{plan.end}: {len(flights.frame):,} flights")
         loop.run(on_step)

@@ -101,7 +101,7 @@ def test_drift_of_a_real_shift_fires_and_of_the_same_distribution_does_not(train
         counts.predictions = {k: v * len(frame) for k, v in reference["prediction"]["fractions"].items()}
         return counts
 
-    policy = Policy(min_rows=500)
+    policy = Policy(min_rows=500, drift_ignore=())  # every feature judged: the weather is what shifts here
     same = decide(NOW, "1", None, drift(counts_of(held), reference), None, policy, State())
     warmer = held.assign(temp=held["temp"] + 15, dewp=held["dewp"] + 15)
     shifted = decide(NOW, "1", None, drift(counts_of(warmer), reference), None, policy, State())
@@ -111,11 +111,11 @@ def test_drift_of_a_real_shift_fires_and_of_the_same_distribution_does_not(train
 
 
 def quiet_drift(rows: int = 5000) -> Drift:
-    return Drift(rows, {"temp": 0.01, "humid": 0.02}, 0.01)
+    return Drift(rows, {"distance_mi": 0.01, "sched_hour": 0.02}, 0.01)
 
 
 def loud_drift(rows: int = 5000) -> Drift:
-    return Drift(rows, {"temp": 0.6, "humid": 0.4, "visib": 0.05}, 0.05)
+    return Drift(rows, {"distance_mi": 0.6, "sched_hour": 0.4, "plane_seats": 0.05}, 0.05)
 
 
 @pytest.mark.parametrize(
@@ -135,6 +135,14 @@ def test_thresholds(drift_, perf, data_end, triggers):
     """Each trigger fires above its threshold, and only with enough rows or outcomes."""
     got = decide(NOW, "3", data_end, drift_, perf, Policy(), State())
     assert got.triggers == triggers and got.retrain == bool(triggers), got.reasons
+
+
+def test_weekly_movers_are_reported_but_trigger_no_drift():
+    """Month, weather and trailing rates move every week: their PSI is in the numbers, the trigger ignores them."""
+    weekly = Drift(5000, {"sched_month": 9.0, "temp": 2.1, "carrier_flights_28d": 3.0, "distance_mi": 0.01}, 0.05)
+    got = decide(NOW, "3", None, weekly, None, Policy(), State())
+    assert got.triggers == [] and got.numbers["worst_feature_psi"]["carrier_flights_28d"] == 3.0
+    assert decide(NOW, "3", None, weekly, None, Policy(drift_ignore=()), State()).triggers == ["drift"]
 
 
 def test_cooldown_holds_back_a_second_run():
