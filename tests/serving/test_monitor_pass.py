@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -16,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_passes_read_the_window_since_the_previous_one_and_log_decisions(live, registered, snapshot):
-    """Second pass sees exactly the flights and outcomes sent since the first; every pass is logged."""
-    settings = registered.settings
+    """With a one-day window, a pass a day later sees exactly the flights and outcomes sent since; all are logged."""
+    settings = registered.settings.replace(monitor=replace(registered.settings.monitor, window="1d"))
     url = f"{live.rest_url}/api/v1.0/predictions"
     time.sleep(0.3)  # earlier traffic flushed to the metrics page
     monitor_pass(settings, datetime(2013, 3, 16), dry_run=True)
