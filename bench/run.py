@@ -194,6 +194,7 @@ def main() -> None:
     if not sys.flags.optimize:
         # the pipeline's tasks run with PYTHONOPTIMIZE=1; the direct baseline runs the same way
         os.execv(sys.executable, [sys.executable, "-O", "-m", "bench.run", *sys.argv[1:]])  # noqa: S606
+    pipeline_steps.task_process()  # each task tunes its collector so; the direct baseline does the same
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directories")
     parser.add_argument("--only", choices=["pipeline", "serving"], help="one scenario (serving still trains first)")

@@ -23,6 +23,7 @@ def evaluate(
     from ctloop import pipeline_steps
     from ctloop.config import Settings
 
+    pipeline_steps.task_process()
     result = pipeline_steps.evaluate(
         Settings.from_json(settings_json), Path(training_set.path), Path(model.path), end, params_json
     )

@@ -13,6 +13,7 @@ def gate(evaluation: Input[Artifact], gate_json: str, decision: Output[Metrics])
     from ctloop import pipeline_steps
     from ctloop.config import GateSettings
 
+    pipeline_steps.task_process()
     verdict = pipeline_steps.gate(json.loads(Path(evaluation.path).read_text()), GateSettings.from_json(gate_json))
     decision.log_metric("blessed", 1.0 if verdict.blessed else 0.0)
     decision.metadata.update({"verdict": verdict.verdict, "reasons": verdict.reasons, "passed": verdict.passed})

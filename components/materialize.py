@@ -14,6 +14,7 @@ def materialize(
     from ctloop import pipeline_steps
     from ctloop.config import Settings
 
+    pipeline_steps.task_process()
     counts = pipeline_steps.materialize(Settings.from_json(settings_json), Path(snapshot.path), start, end)
     for name, value in counts.items():
         stats.log_metric(name, value)

@@ -24,6 +24,7 @@ def register(
     from ctloop import pipeline_steps
     from ctloop.config import Settings
 
+    pipeline_steps.task_process()
     return pipeline_steps.register(
         Settings.from_json(settings_json),
         Path(model.path),

@@ -12,8 +12,11 @@ def train(
     from datetime import date
     from pathlib import Path
 
-    from ctloop import train as core
+    from ctloop import pipeline_steps
     from ctloop.config import TrainParams
+
+    pipeline_steps.task_process()  # before the heavy imports
+    from ctloop import train as core
 
     bundle, fit_metrics = core.train(
         core.TrainingSet.load(Path(training_set.path)), date.fromisoformat(end), TrainParams.from_json(params_json)

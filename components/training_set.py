@@ -21,6 +21,7 @@ def training_set(
     from ctloop import pipeline_steps
     from ctloop.config import Settings
 
+    pipeline_steps.task_process()
     settings = Settings.from_json(settings_json)
     ts = pipeline_steps.training_set(settings, Path(snapshot.path), start, end, as_of)
     ts.save(Path(dataset.path))

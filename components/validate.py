@@ -11,5 +11,6 @@ def validate(snapshot: Input[Dataset], snapshot_sha256: str, start: str, end: st
 
     from ctloop import pipeline_steps
 
+    pipeline_steps.task_process()
     for name, value in pipeline_steps.validate(Path(snapshot.path), snapshot_sha256, start, end).items():
         report.log_metric(name, value)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # the gate reads EvalResult documents and needs neither
+    import numpy as np
+    import pandas as pd
 
 LABEL = "delayed"
 SLICE_COLUMNS = ("carrier", "origin")
@@ -55,6 +56,7 @@ def _scores(values: dict[str, Any]) -> Scores:
 
 def score(y: np.ndarray, p: np.ndarray) -> Scores:
     """AUC, log-loss and Brier; NaN when the rows hold one class or predictions are not finite."""
+    import numpy as np
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
     y = np.asarray(y, dtype=np.int64)
@@ -83,6 +85,7 @@ def evaluate(frame: pd.DataFrame, p: np.ndarray, slice_columns: tuple[str, ...] 
 
 def roc_points(y: np.ndarray, p: np.ndarray, max_points: int = 200) -> tuple[list[float], list[float], list[float]]:
     """A thinned ROC curve (false-positive rate, true-positive rate, threshold) for KFP's UI."""
+    import numpy as np
     from sklearn.metrics import roc_curve
 
     fpr, tpr, thr = roc_curve(y, p)

@@ -1,0 +1,43 @@
+"""What a pipeline task process pays before its step: collector settings and the gate's imports.
+
+Each case runs in a fresh interpreter, as a task does (the settings are process-wide).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _fresh(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_task_process_tunes_the_collector_once_and_exits_cleanly():
+    """Thresholds raised, the exit-time freeze registered once however often it is called."""
+    out = _fresh(
+        "import atexit, gc, json\n"
+        "from ctloop import pipeline_steps\n"
+        "before = atexit._ncallbacks()\n"
+        "pipeline_steps.task_process(); pipeline_steps.task_process()\n"
+        "print(json.dumps([gc.get_threshold(), atexit._ncallbacks() - before]))"
+    )
+    threshold, registered = json.loads(out)
+    assert tuple(threshold) == (50_000, 20, 20)
+    assert registered == 1
+
+
+def test_the_gate_step_imports_no_pandas_numpy_or_sklearn():
+    """The gate reads a JSON document: its task should not pay for the data stack."""
+    out = _fresh(
+        "import json, sys\n"
+        "from ctloop import pipeline_steps\n"
+        "from ctloop.config import GateSettings\n"
+        "doc = {'candidate': {'overall': {'rows': 10, 'positive_rate': 0.2, 'auc': 0.7, 'log_loss': 0.5,"
+        " 'brier': 0.16}, 'slices': {}}, 'champion': None, 'onnx_max_abs_diff': 1e-7}\n"
+        "pipeline_steps.gate(doc, GateSettings())\n"
+        "print(json.dumps(sorted(m for m in ('pandas', 'numpy', 'sklearn') if m in sys.modules)))"
+    )
+    assert json.loads(out) == []
