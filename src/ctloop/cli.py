@@ -371,6 +371,22 @@ def promote(version: str, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
 
 @app.command()
 @friendly
+def rollback(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """Move `champion` back to the version the current champion was promoted from, and deploy it.
+
+    The version left is marked rolled back and is never a rollback target again: a second
+    rollback goes one promotion further back. `ctloop promote` of it lifts the mark.
+    """
+    from ctloop.deploy import rollback as roll_back
+
+    done = roll_back(load_settings(config))
+    console.print(f"champion: v{done.version} (rolled back from v{done.left})")
+    state = "switched to" if done.deployed.switched else "already at"
+    console.print(f"serving {state} v{done.deployed.version}")
+
+
+@app.command()
+@friendly
 def deploy(
     alias: Annotated[str, typer.Option(help="Registry alias to serve.")] = "champion",
     config: ConfigOption = Path(DEFAULT_CONFIG),

@@ -5,6 +5,10 @@ the alias is resolved here to a version, whose ONNX model and metadata are expor
 ``<serving_dir>/v<N>/`` with a ``model.json`` naming the model, version, alias and feature
 service. ``<serving_dir>/current`` is a symlink switched atomically (a new link renamed over the
 old one), so a reader sees either the old or the new version, never a mix.
+
+A rollback (:func:`rollback`) undoes the newest promotion: ``champion`` goes back to the version
+the current champion was promoted from (``promoted_from``, set by ``Registry.promote``), and is
+then deployed like a promotion.
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ from ctloop.registry import CHALLENGER, CHAMPION, ModelVersion, Registry, Regist
 
 CURRENT = "current"
 MODEL_CARD = "model.json"
+PROMOTED_FROM = "promoted_from"
+"""Set by ``Registry.promote`` on the version it promotes: the champion it replaced ("" if none)."""
+ROLLED_BACK_TO = "rolled_back_to"
+"""Set by :func:`rollback` on the version it moved away from: the version it went back to."""
+ROLLED_BACK_PROMOTED_FROM = "rolled_back_promoted_from"
+"""The rolled-back version's ``promoted_from`` before :func:`rollback` cleared it (lineage kept)."""
 
 
 @dataclass(frozen=True)
@@ -130,3 +140,69 @@ def deploy(settings: Settings, alias: str = CHAMPION) -> Deployed:
     if settings.deploy.target == "seldon":
         return deploy_seldon(settings)
     raise RegistryError(f"[deploy] target must be 'local' or 'seldon', got {settings.deploy.target!r}")
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """A rollback: the champion it left, the one it went back to, and what serving now points at."""
+
+    left: str
+    version: str
+    deployed: Deployed
+
+
+def is_rolled_back(mv: ModelVersion) -> bool:
+    """True while ``mv`` stays rolled back: :func:`rollback` marked it and no promotion has happened since.
+
+    :func:`rollback` clears ``promoted_from`` on the version it leaves; ``Registry.promote`` sets
+    it again on every promotion, so promoting a rolled-back version on purpose lifts the mark.
+    """
+    return bool(mv.tags.get(ROLLED_BACK_TO)) and not mv.tags.get(PROMOTED_FROM)
+
+
+def rollback_target(registry: Registry, champion: ModelVersion) -> ModelVersion:
+    """The version ``champion`` was promoted from, passing over versions that were rolled back.
+
+    Raises :class:`RegistryError` when there is none: ``champion`` was the first, or every
+    earlier one was rolled back (a promotion cycle ends there too).
+    """
+    seen = {champion.version}
+    earlier = champion.tags.get(PROMOTED_FROM, "")
+    passed: list[str] = []
+    while earlier and earlier not in seen:
+        seen.add(earlier)
+        mv = registry.get(earlier)
+        if not is_rolled_back(mv):
+            return mv
+        passed.append(earlier)
+        earlier = mv.tags.get(ROLLED_BACK_PROMOTED_FROM, "")
+    skipped = f" (v{', v'.join(passed)} {'was' if len(passed) == 1 else 'were'} rolled back)" if passed else ""
+    raise RegistryError(
+        f"champion v{champion.version} of {registry.name} has no earlier version to roll back to{skipped}: "
+        "promote one with `ctloop promote VERSION`"
+    )
+
+
+def rollback(settings: Settings) -> RolledBack:
+    """Point ``champion`` back at the version the current champion was promoted from, and deploy it.
+
+    The version left behind is marked (``rolled_back_to``; its ``promoted_from`` is kept as
+    ``rolled_back_promoted_from`` and cleared) so that it is never a rollback target: a second
+    rollback goes one promotion further back (v3 → v2 → v1), never forward to v3 again. The
+    target keeps its own ``promoted_from`` (an alias move, not a promotion).
+    """
+    registry = Registry(settings)
+    champion = registry.by_alias(CHAMPION)
+    if champion is None:
+        raise RegistryError(f"{registry.name} has no champion to roll back: run `ctloop train`")
+    target = rollback_target(registry, champion)
+    registry.set_alias(CHAMPION, target.version)
+    # the registry adapter has no per-version tag setter (registry.py belongs to another change): its client does it
+    tags = {
+        ROLLED_BACK_TO: target.version,
+        ROLLED_BACK_PROMOTED_FROM: champion.tags.get(PROMOTED_FROM, ""),
+        PROMOTED_FROM: "",
+    }
+    for key, value in tags.items():
+        registry.client.set_model_version_tag(registry.name, champion.version, key, value)
+    return RolledBack(champion.version, target.version, deploy(settings))

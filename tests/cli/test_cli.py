@@ -21,7 +21,7 @@ def test_help_lists_the_commands():
     """`ctloop --help` names every command a user needs."""
     done = ctloop("--help")
     assert done.returncode == 0
-    for command in ("train", "run", "models", "promote", "ui", "pipeline", "features"):
+    for command in ("train", "run", "models", "promote", "rollback", "ui", "pipeline", "features"):
         assert command in done.stdout
     assert "materialize" in ctloop("features", "--help").stdout
     assert "compile" in ctloop("pipeline", "--help").stdout
