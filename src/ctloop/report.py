@@ -275,7 +275,9 @@ def write(folder: Path, results: pd.DataFrame, loop: Loop, figures: dict[str, An
             "gate (failed checks)": e.gate_reasons,
         }
         for e in loop.events
+        if e.outcome != "none"
     ]
+    held = sum(1 for e in loop.events if e.outcome == "none")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ctloop replay {html.escape(figures["period"])}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}}
@@ -290,6 +292,9 @@ on the same flights.</p>
 <h2>Continuous training vs static champion, per quarter</h2>{_table(figures["quarters"])}
 {"".join(f'<h2>{html.escape(n.removesuffix(".png"))}</h2><img src="{n}" alt="{n}">' for n in images)}
 <h2>Triggers, retrains, gate decisions, promotions</h2>{_table(events)}
+<p>{held} more passes found a trigger but started no run (cooldown, waiting for new data, or an
+incident already retrained): every decision with its reasons and numbers is in
+<code>{html.escape(str(settings.data_dir / "monitor" / "decisions.jsonl"))}</code>.</p>
 <h2>Wall time by stage (s)</h2>{_table([figures["stages_s"]])}
 </body></html>
 """
