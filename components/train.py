@@ -18,9 +18,8 @@ def train(
     pipeline_steps.task_process()  # before the heavy imports
     from ctloop import train as core
 
-    bundle, fit_metrics = core.train(
-        core.TrainingSet.load(Path(training_set.path)), date.fromisoformat(end), TrainParams.from_json(params_json)
-    )
+    ts = core.TrainingSet.load(Path(training_set.path), core.SPLIT_COLUMNS)
+    bundle, fit_metrics = core.train(ts, date.fromisoformat(end), TrainParams.from_json(params_json))
     bundle.save(Path(model.path))
     model.metadata.update({"framework": "scikit-learn+onnx", "features": len(bundle.feature_names)})
     for name, value in fit_metrics.items():

@@ -139,7 +139,7 @@ def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: s
     from ctloop import train as core
 
     params = TrainParams.from_json(params_json)
-    ts = core.TrainingSet.load(training_set_dir)
+    ts = core.TrainingSet.load(training_set_dir, (*core.SPLIT_COLUMNS, *ev.SLICE_COLUMNS))  # baseline: hour, carrier
     fit, held = core.split(ts, date.fromisoformat(end), params.eval_days)
     # the candidate is scored as it will be served: its ONNX export (parity was checked in train)
     meta = json.loads((model_dir / core.METADATA_FILE).read_text())

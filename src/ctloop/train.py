@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,6 +35,10 @@ TRUSTED_SKOPS_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreeP
 """Reviewed: the only non-default type an HGB model holds; our own pipeline wrote the file."""
 
 
+SPLIT_COLUMNS = ("sched_dep_local", LABEL)
+"""What a time split, a fit and a score need besides the features."""
+
+
 class TrainingError(RuntimeError):
     """The training set cannot produce a model (empty split, one class only, ...)."""
 
@@ -55,12 +60,23 @@ class TrainingSet:
         (folder / "feature_layout.json").write_text(json.dumps(self.layout, indent=2))
 
     @classmethod
-    def load(cls, folder: Path) -> TrainingSet:
-        """Read what :meth:`save` wrote."""
+    def load(cls, folder: Path, columns: Sequence[str] | None = None) -> TrainingSet:
+        """Read what :meth:`save` wrote: every column, or the features plus ``columns``.
+
+        A step that only splits, fits or scores skips the flight keys (``flight_id``,
+        ``route``): one Python string per row each, the costliest columns to read.
+        """
         names = json.loads((folder / "feature_names.json").read_text())
         layout_file = folder / "feature_layout.json"
         layout = json.loads(layout_file.read_text()) if layout_file.exists() else {}
-        return cls(pd.read_parquet(folder / "training_set.parquet"), list(names), layout)
+        path = folder / "training_set.parquet"
+        wanted = None
+        if columns is not None:
+            import pyarrow.parquet as pq
+
+            keep = {*names, *columns}
+            wanted = [name for name in pq.read_schema(path).names if name in keep]  # the file's order
+        return cls(pd.read_parquet(path, columns=wanted), list(names), layout)
 
 
 def build_training_set(

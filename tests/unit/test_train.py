@@ -181,6 +181,15 @@ def test_training_set_save_load_round_trip(ts, tmp_path):
     pd.testing.assert_frame_equal(back.frame, ts.frame)
 
 
+def test_training_set_load_can_skip_the_flight_keys(ts, tmp_path):
+    """Loading the features plus named columns gives those columns as saved, in the file's order."""
+    ts.save(tmp_path / "ts")
+    back = core.TrainingSet.load(tmp_path / "ts", (*core.SPLIT_COLUMNS, "carrier"))
+    expected = [c for c in ts.frame.columns if c in {*NAMES, *core.SPLIT_COLUMNS, "carrier"}]
+    assert "flight_id" not in back.frame.columns and "route" not in back.frame.columns
+    pd.testing.assert_frame_equal(back.frame, ts.frame.loc[:, expected])
+
+
 def test_build_training_set_refuses_missing_features(ts):
     """Flights without retrieved features are an error, not silently dropped."""
     flights = ts.frame.loc[:, ["flight_id", "sched_dep_local", "carrier", "origin", "delayed"]].assign(route="JFK-BOS")
