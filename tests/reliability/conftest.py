@@ -1,7 +1,8 @@
 """`make reliability`: the full scenarios against the real serving stack of tests/serving.
 
-Not part of `make test` (its fast subset is tests/serving/test_fuzz.py): the test files here are
-collected only when ``CTLOOP_RELIABILITY=1``, which `make reliability` sets.
+The ``test_*_full.py`` files are not part of `make test` (their fast subsets are in tests/serving:
+test_fuzz.py, test_rollback.py, test_endpoint.py): they are collected only when
+``CTLOOP_RELIABILITY=1``, which `make reliability` sets. The other files here run in both.
 """
 
 from __future__ import annotations
@@ -10,4 +11,5 @@ import os
 
 from tests.serving.conftest import live, registered  # noqa: F401 - the serving stack's session fixtures
 
-collect_ignore_glob = [] if os.environ.get("CTLOOP_RELIABILITY") == "1" else ["test_*.py"]
+FULL = os.environ.get("CTLOOP_RELIABILITY") == "1"
+collect_ignore_glob = [] if FULL else ["test_*_full.py"]
