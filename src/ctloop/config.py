@@ -115,7 +115,7 @@ class ReplaySettings:
     first_end: str = "2013-03-31"
     start: str = "2013-04-01"
     end: str = "2013-12-31"
-    quick_end: str = "2013-04-30"
+    quick_end: str = "2013-05-10"
     quick_sample: float = 0.2
     sample_seed: int = 13
     monitor_every_days: int = 1

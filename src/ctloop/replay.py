@@ -327,6 +327,10 @@ class Loop:
     last_decision: str = "—"
     dry_run: bool = False
     """Monitor passes decide and record, but start no retrain."""
+    pass_seconds: list[tuple[float, int]] = field(default_factory=list)
+    """(seconds, flights in the window) of each pass that started no retrain."""
+    month_pass: dict[str, float] = field(default_factory=dict)
+    """A pass over the last four weeks' traffic, timed at the end (seconds, flights)."""
 
     def run(self, progress: Callable[[pd.Timestamp, Loop], None] | None = None) -> None:
         """Advance the clock hour by hour to the end of the plan."""
@@ -339,7 +343,36 @@ class Loop:
             self._steps(hours, departures, due, midnights, progress)
         finally:
             self.sender.close()
+        time.sleep(2.5 * self.settings.serving.metrics_flush_s)
         self.weekly.append({"at": self.plan.ends.isoformat(), "counts": readings_by_version(self.endpoint.metrics())})
+        self.month_pass = self._time_month_pass()
+
+    def _time_month_pass(self) -> dict[str, float]:
+        """A pass's work over the last four weeks of traffic, timed, without writing anything.
+
+        Read the metrics page, take the window against the reading four weeks back, compute drift
+        and performance, apply the policy: what ``monitor_pass`` does, less its two small files.
+        """
+        from ctloop.deploy import serving_dir
+        from ctloop.monitor import State, decide, drift, performance
+
+        if len(self.weekly) < 2:
+            return {}
+        version = self.serving_version
+        reference = json.loads((serving_dir(self.settings) / f"v{version}" / "metadata.json").read_text())
+        earlier = self.weekly[max(0, len(self.weekly) - 5)]["counts"].get(version)
+        began = time.perf_counter()
+        window = Counts.from_samples(self.endpoint.metrics(), version).minus(earlier)
+        found = decide(
+            self.plan.ends.tz_localize(None).to_pydatetime(),
+            version,
+            None,
+            drift(window, reference["reference_fractions"]),
+            performance(window),
+            self.settings.monitor,
+            State(),
+        )
+        return {"seconds": time.perf_counter() - began, "flights": float(found.numbers.get("rows", 0))}
 
     def _steps(
         self,
@@ -352,8 +385,6 @@ class Loop:
         begins = self.plan.begins
         for step in range(hours):
             now = begins + step * STEP
-            with self.timings.stage("online store"):
-                self.feed.advance(now.to_pydatetime())
             with self.timings.stage("feedback"):
                 self._feedback(due.pop(step, []), now)
             if now in midnights:
@@ -367,6 +398,8 @@ class Loop:
                     self._monitor(now)
             first, last = int(departures[step]), int(departures[step + 1])
             if last > first:
+                with self.timings.stage("online store"):  # only read by predictions: hours without any wait
+                    self.feed.advance(now.to_pydatetime())
                 with self.timings.stage("predictions"):
                     self._predict(step, first, last)
                 for i in range(first, last):
@@ -424,6 +457,8 @@ class Loop:
         result = monitor_pass(self.settings, clock, dry_run=self.dry_run)
         spent = time.perf_counter() - began
         self.timings.stages["retrain (pipeline)" if result.retrain else "monitor"] += spent
+        if result.retrain is None:
+            self.pass_seconds.append((spent, int(result.decision.numbers.get("rows", 0))))
         self.passes += 1
         d = result.decision
         if result.retrain is not None:
@@ -504,6 +539,12 @@ def summary(loop: Loop, results: pd.DataFrame, first_version: str, wall_s: float
         "first_champion": first_version,
         "versions_served": served,
         "quarters": report.quarter_table(results),
+        "monitor_pass_s": {
+            "mean": round(float(np.mean([t for t, _ in loop.pass_seconds] or [0.0])), 4),
+            "max": round(max((t for t, _ in loop.pass_seconds), default=0.0), 4),
+            "window_flights_max": max((n for _, n in loop.pass_seconds), default=0),
+            "four_weeks": loop.month_pass,
+        },
         "latency_ms": {
             "p50": round(float(np.percentile(timings, 50)) * 1000, 2),
             "p99": round(float(np.percentile(timings, 99)) * 1000, 2),
