@@ -271,14 +271,15 @@ def feature_server_kill(
     """
     with loaded(url, body) as load:
         time.sleep(before_s)
-        killed = time.monotonic()
         kill()
+        killed = time.monotonic()  # the feature server is gone from here on
         ready_false_at = None
         while time.monotonic() < killed + down_s:
             if ready_false_at is None and get(url, READY_PATH)[0] == 503:
                 ready_false_at = time.monotonic()
             time.sleep(0.1)
-        ready_body = get(url, READY_PATH)
+        ready_status, ready_body = get(url, READY_PATH)
+        restarting = time.monotonic()
         restart()
         back = time.monotonic()
         ready_at = None
@@ -289,7 +290,7 @@ def feature_server_kill(
                 time.sleep(0.05)
         time.sleep(2.0)  # and the load goes on after it
     answers = load.snapshot()
-    down = [a for a in answers if killed < a.sent and a.done < back]
+    down = [a for a in answers if killed < a.sent and a.done < restarting]
     after = [a for a in answers if a.sent > back]
     first_ok = min((a.done for a in after if a.status == 200), default=None)
     unexpected = [
@@ -299,9 +300,10 @@ def feature_server_kill(
     return {
         **counts(answers),
         "down_s": down_s,
+        "restart_s": round(back - restarting, 2),
         "during_outage": dict(sorted(Counter(f"{a.status} {a.reason}".strip() for a in down).items())),
         "readiness_false_after_s": None if ready_false_at is None else round(ready_false_at - killed, 2),
-        "readiness_while_down": ready_body,
+        "readiness_while_down": {**ready_body.get("status", {}), "http_status": ready_status},
         "recovery_first_ok_s": None if first_ok is None else round(first_ok - back, 3),
         "recovery_ready_s": None if ready_at is None else round(ready_at - back, 3),
         "unexpected": len(unexpected),
