@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -91,9 +92,10 @@ def promote_and_deploy(settings: Settings, version: str) -> None:
 
 @pytest.fixture
 def champion_v1(registered) -> Iterator[None]:
-    """Leave v1 serving after the test, whatever it promoted."""
+    """Leave v1 serving after the test, whatever it promoted (and wait out the workers' swap interval)."""
     yield
     promote_and_deploy(registered.settings, "1")
+    time.sleep(3 * registered.settings.serving.swap_check_s + 0.1)
 
 
 def flights_payload(rows: list[dict[str, Any]]) -> dict[str, Any]:
