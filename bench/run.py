@@ -6,7 +6,10 @@ functions called directly in one process (the baseline).
 
 Scenario ``serving`` (``bench/serving.py``): the champion the direct run registered, served by
 our Seldon model class against Seldon's own ceiling, a bare Flask app, Seldon + scikit-learn,
-with and without Feast enrichment and in batches. Results go to ``bench/results/``.
+with and without Feast enrichment and in batches.
+
+Scenario ``replay`` (``bench/replay.py``): the full continuous-training replay, against the
+5-minute goal, with the time split by stage. Results go to ``bench/results/``.
 """
 
 from __future__ import annotations
@@ -176,6 +179,31 @@ def serving_report(results: dict[str, Any], settings: Settings) -> None:
     write("serving.json", out)
 
 
+def replay_report(work: Path) -> None:
+    """The full continuous-training replay: figures, the time split by stage, ``replay.json``."""
+    from bench import replay
+
+    summary = replay.run(Settings.load(ROOT / "config" / "local.toml"), work)
+    table(replay.rows(summary))
+    print(replay.stages(summary))
+    keep = ("period", "flights", "retrains", "promotions", "not_blessed", "failed", "versions_served", "quarters")
+    out = {
+        "scenario": "replay",
+        "machine": MACHINE,
+        "wall_s": summary["wall_s"],
+        "stages_s": summary["stages_s"],
+        "monitor_pass_s": summary["monitor_pass_s"],
+        "latency_ms": summary["latency_ms"],
+        **{k: summary[k] for k in keep},
+        "figures": [
+            {"figure": name, "value": value, "baseline": base, "ratio": ratio}
+            for name, value, base, ratio in replay.rows(summary)
+        ],
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write("replay.json", out)
+
+
 def table(rows: list[tuple[str, float, float, float]]) -> None:
     """Each figure next to its baseline and the ratio."""
     print(f"\n{'figure':52} {'value':>9} {'baseline':>9} {'ratio':>7}")
@@ -197,10 +225,16 @@ def main() -> None:
     pipeline_steps.task_process()  # each task tunes its collector so; the direct baseline does the same
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directories")
-    parser.add_argument("--only", choices=["pipeline", "serving"], help="one scenario (serving still trains first)")
+    parser.add_argument(
+        "--only", choices=["pipeline", "serving", "replay"], help="one scenario (serving still trains first)"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="ctloop-bench-"))
+    if args.only in (None, "replay"):
+        replay_report(tmp / "replay")
+        if args.only == "replay":
+            return
     port = services.free_port()
     redis = services.start_redis(port, tmp / "redis")
     try:
