@@ -222,7 +222,6 @@ def main() -> None:
     if not sys.flags.optimize:
         # the pipeline's tasks run with PYTHONOPTIMIZE=1; the direct baseline runs the same way
         os.execv(sys.executable, [sys.executable, "-O", "-m", "bench.run", *sys.argv[1:]])  # noqa: S606
-    pipeline_steps.task_process()  # each task tunes its collector so; the direct baseline does the same
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directories")
     parser.add_argument(
@@ -235,6 +234,9 @@ def main() -> None:
         replay_report(tmp / "replay")
         if args.only == "replay":
             return
+    # each pipeline task tunes its collector so (pipeline_steps.task_process); the direct baseline does
+    # the same. After the replay scenario, which runs as `ctloop replay` does.
+    pipeline_steps.task_process()
     port = services.free_port()
     redis = services.start_redis(port, tmp / "redis")
     try:
