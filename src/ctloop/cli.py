@@ -213,15 +213,31 @@ def summary_table(settings: Settings, run: Any) -> Table:
 @app.callback()
 def main_callback(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False) -> None:
     """ctloop: Kubeflow Pipelines + Feast + MLflow + Seldon, closed into a continuous-training loop."""
+    global QUIET  # noqa: PLW0603 - set once per process, from the command line
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    if not verbose:  # third-party deprecation notices (the same ones pytest's config lists) are not for users
-        for category in (DeprecationWarning, RuntimeWarning):
-            warnings.filterwarnings("ignore", category=category, module=r"(feast|ibis|mlflow|sqlalchemy)\b")
-        warnings.filterwarnings("ignore", message="The ``noload`` loader strategy is deprecated")
-        # pandas' own Timedelta arithmetic under numpy 2.5 (pyproject's pytest filters list it too)
-        warnings.filterwarnings("ignore", message="The 'generic' unit for NumPy timedelta is deprecated")
+    QUIET = not verbose
+    quiet_warnings()
+
+
+QUIET = True
+
+
+def quiet_warnings() -> None:
+    """Hide third-party deprecation notices (the ones pytest's config lists) unless ``--verbose``.
+
+    Call again after importing Feast in this process: its modules put ``simplefilter("once", ...)``
+    in front of these at import time.
+    """
+    if not QUIET:
+        return
+    for category in (DeprecationWarning, RuntimeWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(feast|ibis|mlflow|sqlalchemy)\b")
+    warnings.filterwarnings("ignore", message="The ``noload`` loader strategy is deprecated")
+    warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
+    # pandas' own Timedelta arithmetic under numpy 2.5 (pyproject's pytest filters list it too)
+    warnings.filterwarnings("ignore", message="The 'generic' unit for NumPy timedelta is deprecated")
 
 
 @app.command()
@@ -259,14 +275,17 @@ def run_replay(settings: Settings, quick: bool) -> None:
     """Run the replay with a progress display, then print its summary and where the report is."""
     import pandas as pd
 
+    from ctloop import featurestore  # noqa: F401 - imported before quiet_warnings(): see there
     from ctloop import replay as rp
 
+    quiet_warnings()
     plan = rp.Plan.from_settings(settings, quick)
     hours = int((plan.ends - plan.begins) / rp.STEP)
     with _progress() as progress:
         bar = progress.add_task("replay: preparing", total=hours)
 
         def on_stage(text: str) -> None:
+            quiet_warnings()  # again: each stage may have imported another library that reset them
             progress.update(bar, description=f"replay: {text}")
 
         def on_step(now: pd.Timestamp, loop: rp.Loop) -> None:

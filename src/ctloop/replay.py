@@ -107,10 +107,10 @@ def replay_settings(settings: Settings) -> Settings:
     """The replay's own data folder; serving caches no dynamic features (the clock outruns any TTL).
 
     A cached weather value would be hours old in simulated time after a second of wall time;
-    drift counts are flushed every 20 ms so that a monitoring pass sees the hour just served.
+    drift counts are flushed every 10 ms so that a monitoring pass sees the hour just served.
     """
     paths = replace(settings.paths, data_dir=settings.replay.data_dir)
-    serving = replace(settings.serving, feature_cache_ttl_s=0.0, metrics_flush_s=0.02)
+    serving = replace(settings.serving, feature_cache_ttl_s=0.0, metrics_flush_s=0.01)
     return settings.replace(paths=paths, serving=serving)
 
 
@@ -391,7 +391,8 @@ class Loop:
                 day = (now.tz_convert(LOCAL_TZ).date() - self.plan.start).days
                 with self.timings.stage("feedback"):
                     self.sender.drain()  # the monitor reads every outcome sent before now
-                time.sleep(2.5 * self.settings.serving.metrics_flush_s)  # the last hour's drift counts are flushed
+                with self.timings.stage("monitor"):  # the last hour's drift counts reach the metrics page
+                    time.sleep(2.5 * self.settings.serving.metrics_flush_s)
                 if day % 7 == 0:
                     self.weekly.append({"at": now.isoformat(), "counts": readings_by_version(self.endpoint.metrics())})
                 if day % self.plan.monitor_every_days == 0:
