@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -87,11 +88,11 @@ def friendly[F: Callable[..., Any]](func: F) -> F:
         try:
             return func(*args, **kwargs)
         except PipelineStepError as exc:
-            err.print(f"[red]error:[/] step {exc.task!r} failed: {exc.detail}", highlight=False)
+            err.print(f"[red]error:[/] step {escape(repr(exc.task))} failed: {escape(exc.detail)}", highlight=False)
             err.print(f"full log: {exc.log_path}", highlight=False)
             raise typer.Exit(1) from None
         except _user_errors() as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)  # "[registry]" is text, not markup
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

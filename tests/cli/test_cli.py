@@ -62,3 +62,18 @@ def test_promote_an_unknown_version_is_a_clear_error(tmp_path):
     done = ctloop("promote", "42", "--config", str(config / "local.toml"))
     assert done.returncode == 1
     assert "no version 42" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_error_naming_a_settings_section_keeps_its_brackets(tmp_path):
+    """Messages are printed as text: ``[serving]`` in an error is not swallowed as console markup."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = tmp_path / "config" / "bad.toml"
+    config.parent.mkdir()
+    config.write_text("[serving]\nno_such_field = 1\n")
+    ctloop = Path(sys.executable).parent / "ctloop"
+    done = subprocess.run([str(ctloop), "models", "--config", str(config)], capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert "[serving] has unknown field(s): no_such_field" in done.stderr
