@@ -178,7 +178,8 @@ def start_seldon(
     require_free(ports, "Seldon microservice")
     root = Path(__file__).resolve().parents[2]
     name = model_class.rsplit(".", 1)[-1]
-    metrics_dir = log_dir / f"prometheus-multiproc-{name}"
+    # one folder per microservice (by port): a second stack over the same data dir must not wipe this one's
+    metrics_dir = log_dir / f"prometheus-multiproc-{name}-{rest_port}"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     env = {
