@@ -277,9 +277,10 @@ def run_replay(settings: Settings, quick: bool) -> None:
     import pandas as pd
 
     from ctloop import featurestore  # noqa: F401 - imported before quiet_warnings(): see there
-    from ctloop import replay as rp
 
     quiet_warnings()
+    from ctloop import replay as rp
+
     plan = rp.Plan.from_settings(settings, quick)
     hours = int((plan.ends - plan.begins) / rp.STEP)
     with _progress() as progress:
