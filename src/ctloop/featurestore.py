@@ -150,8 +150,9 @@ STATIC_SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
     """Load feature rows with event time in ``[start, end]`` into the online store.
 
-    Online reads return the last value written per key, so the online store holds exactly
-    what was materialized up to ``end``. Static views (no TTL) are loaded from their stamp.
+    Feast's Redis store keeps the newest event per key (an older write never replaces it), so
+    the online store holds the newest rows materialized up to ``end``. Static views (no TTL) are
+    loaded from their stamp.
     """
     views = store.list_feature_views()
     static = [v.name for v in views if not v.ttl]
@@ -168,9 +169,9 @@ def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
 def load_online(settings: Settings, until: datetime | None = None) -> tuple[datetime, datetime]:
     """Fill the online store with the offline tables' time span, up to ``until`` if given.
 
-    Returns the span. Online reads give the last value written per key, so after this the
-    store serves the newest feature values the last training run computed (or those of
-    ``until``: a replay's simulated now, after which nothing may be online yet).
+    Returns the span. The online store keeps the newest event per key, so after this it serves
+    the newest feature values the last training run computed (or those of ``until``: a
+    replay's simulated now, after which nothing may be online yet).
     """
     import pyarrow.parquet as pq
 
@@ -293,8 +294,8 @@ class OnlineFeed:
     What ``materialize(previous, now)`` does per step, without re-reading the offline tables each
     time (~20 ms a call; a push of one hour's rows is ~1-2 ms): the tables are sorted by event
     time once, and :meth:`advance` writes the rows with ``written_until < event_timestamp <= now``
-    through Feast's ``write_to_online_store``, in time order (the online store keeps the last
-    write per key). Static views (no TTL) are not fed: :func:`load_online` loads them.
+    through Feast's ``write_to_online_store``, in time order (the online store keeps the newest
+    event per key). Static views (no TTL) are not fed: :func:`load_online` loads them.
     """
 
     def __init__(self, store: FeatureStore, tables: dict[str, pd.DataFrame], since: datetime) -> None:

@@ -107,11 +107,12 @@ def _read_window(settings: Settings, version: str, folder: Path, now: datetime) 
     reading = Counts.from_samples(metrics_source.read_page(url), version)
     width = timedelta(seconds=duration_s(settings.monitor.window))
     path = folder / READINGS_FILE
-    kept = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    kept = [r for r in kept if datetime.fromisoformat(r["at"]) < now]  # a rewound clock starts over
-    earlier = [r for r in kept if datetime.fromisoformat(r["at"]) <= now - width]
+    lines = path.read_text().splitlines() if path.exists() else []
+    readings = [(datetime.fromisoformat(r["at"]), r) for r in map(json.loads, lines)]
+    readings = [(at, r) for at, r in readings if at < now]  # a rewound clock starts over
+    earlier = [r for at, r in readings if at <= now - width]
     base = Counts.from_dict(earlier[-1]["counts"]) if earlier else None
-    kept = [*(earlier[-1:]), *(r for r in kept if datetime.fromisoformat(r["at"]) > now - width)]
+    kept = [*earlier[-1:], *(r for at, r in readings if at > now - width)]
     kept.append({"at": now.isoformat(), "counts": asdict(reading)})
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))

@@ -338,7 +338,8 @@ class Loop:
         hours = int((self.plan.ends - begins) / STEP)
         departures = np.searchsorted(self.flights.step_of, np.arange(hours + 1), side="left")
         due: dict[int, list[int]] = defaultdict(list)
-        midnights = {local_midnight(self.plan.start + timedelta(days=d)) for d in range(0, 400)}
+        days = (self.plan.end - self.plan.start).days + 1
+        midnights = {local_midnight(self.plan.start + timedelta(days=d)) for d in range(days)}
         try:
             self._steps(hours, departures, due, midnights, progress)
         finally:
@@ -508,12 +509,13 @@ class Outcome:
     summary: dict[str, Any]
 
 
-def write_results(loop: Loop, static: np.ndarray, folder: Path) -> Path:
-    """Each replayed flight with both models' probabilities (the report's input)."""
+def write_results(loop: Loop, static: np.ndarray, folder: Path) -> tuple[Path, pd.DataFrame]:
+    """Each replayed flight with both models' probabilities (the report's input): its file and the frame."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / RESULTS_FILE
-    loop.flights.results().assign(static_probability=static).to_parquet(path, index=False)
-    return path
+    results = loop.flights.results().assign(static_probability=static)
+    results.to_parquet(path, index=False)
+    return path, results
 
 
 def summary(loop: Loop, results: pd.DataFrame, first_version: str, wall_s: float) -> dict[str, Any]:
@@ -657,8 +659,7 @@ def run(
     say("scoring the static champion and writing the report")
     with timings.stage("static champion"):
         static = static_scores(rs, flights.frame, serving_dir(rs) / f"v{first_version}")
-    results_path = write_results(loop, static, rs.data_dir / "results")
-    results = pd.read_parquet(results_path)
+    results_path, results = write_results(loop, static, rs.data_dir / "results")
     figures = summary(loop, results, first_version, time.perf_counter() - began)
     with timings.stage("report"):
         report.write(report_dir, results, loop, figures, rs)
