@@ -79,6 +79,9 @@ lock: $(VENV)/.uv-ok ## re-lock both environments with hashes (no uv.lock: no do
 	$(UV) pip compile -q pyproject.toml --extra serving --generate-hashes --python-version 3.12 -o requirements/serving.txt
 	$(UV) pip compile -q pyproject.toml --extra bench-sklearn --generate-hashes --python-version 3.12 -o requirements/bench-sklearn.txt
 	$(UV) pip compile -q pyproject.toml --extra tools --generate-hashes --python-version 3.12 -o requirements/tools.txt
+	@# the wheel's build backend (pyproject's build-system.requires), for the images' offline, hashed build
+	$(PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))' | \
+	  $(UV) pip compile -q - --generate-hashes --python-version 3.12 -o requirements/build.txt
 
 run: setup ## the main job on embedded defaults
 	$(BIN)/ctloop run

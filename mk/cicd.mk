@@ -2,7 +2,7 @@
 # is what a developer runs. Included by the Makefile (SHELL, PYTHON, BIN, KUBECTL, setup, check).
 #
 #   make delivery-tools                        the platform venv and kubectl (what the deploy jobs need)
-#   make images [SHA=...]                      both images, tagged by git SHA (default: HEAD)
+#   make images [SHA=...]                      both images, tagged by git SHA (mk/containers.mk)
 #   make push-images [SHA=...]                 ... and pushed to GHCR (needs `docker login ghcr.io`)
 #   make pipeline-package [SHA=...]            KFP IR for the platform image of SHA -> data/ci/pipeline.yaml
 #   make pipeline-upload KFP_HOST=... [ENV=]   upload as the pipeline version named SHA (idempotent)
@@ -12,9 +12,6 @@
 #   make e2e-kind                              kind + KFP + Seldon + the dev overlay + one run + one prediction
 #   make validate-workflows                    actionlint, zizmor, check-jsonschema (part of make check)
 
-PLATFORM_IMAGE := ghcr.io/ctloop/platform
-SERVING_IMAGE := ghcr.io/ctloop/serving
-SHA ?= $(shell git rev-parse HEAD)
 ENV ?=
 # the settings file of an environment: config/cluster.toml is the dev overlay's (ctloop-dev)
 CONFIG ?= $(if $(filter-out dev,$(ENV)),config/$(ENV).toml,config/cluster.toml)
@@ -22,14 +19,13 @@ PIPELINE_PACKAGE := data/ci/pipeline.yaml
 KFP_HOST ?=
 VERSION ?=
 PIN_DIGESTS ?=
-DOCKER ?= docker
 # offline by default (no GitHub here); CI runs once more with ZIZMOR_FLAGS= and a token, which
 # adds the online audits (among them: each pinned SHA matches its `# vX.Y.Z` comment)
 ZIZMOR_FLAGS ?= --offline
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 SHELLCHECK := $(firstword $(wildcard $(BIN)/shellcheck) $(shell command -v shellcheck 2>/dev/null))
 
-.PHONY: delivery-tools images push-images pipeline-package pipeline-upload set-image-tag deploy-overlay \
+.PHONY: delivery-tools push-images pipeline-package pipeline-upload set-image-tag deploy-overlay \
 	promote-model e2e-kind validate-workflows check-scripts
 
 # make check also checks the workflows and the scripts they call
@@ -43,16 +39,9 @@ endef
 
 delivery-tools: $(VENV)/.synced $(KUBECTL) ## the platform venv and kubectl: all the deploy jobs need (no apt, no serving venv)
 
-images: ## build the platform and serving images tagged by git SHA (SHA=..., default HEAD)
-	@[[ "$(SHA)" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$$ ]] || { echo "error: SHA '$(SHA)' is not an image tag" >&2; exit 1; }
-	$(DOCKER) build --pull -f images/platform/Dockerfile --label org.opencontainers.image.revision=$(SHA) \
-		-t $(PLATFORM_IMAGE):$(SHA) .
-	$(DOCKER) build --pull -f images/serving/Dockerfile --label org.opencontainers.image.revision=$(SHA) \
-		-t $(SERVING_IMAGE):$(SHA) .
-
 push-images: images ## build and push both images to GHCR as :SHA (after docker login ghcr.io)
-	$(DOCKER) push $(PLATFORM_IMAGE):$(SHA)
-	$(DOCKER) push $(SERVING_IMAGE):$(SHA)
+	$(ENGINE) push $(PLATFORM_IMAGE):$(SHA)
+	$(ENGINE) push $(SERVING_IMAGE):$(SHA)
 
 pipeline-package: $(VENV)/.synced ## compile the pipeline for the platform image :SHA to data/ci/pipeline.yaml
 	@test -f $(CONFIG) || { echo "error: $(CONFIG) not found (the settings of ENV=$(ENV))" >&2; exit 1; }
@@ -68,7 +57,7 @@ set-image-tag: $(VENV)/.synced ## set both images' newTag in overlay ENV to SHA 
 	@digests=(); \
 	if [ "$(PIN_DIGESTS)" = 1 ]; then \
 	  for image in $(PLATFORM_IMAGE) $(SERVING_IMAGE); do \
-	    digest=$$($(DOCKER) buildx imagetools inspect "$$image:$(SHA)" --format '{{.Manifest.Digest}}') || \
+	    digest=$$(docker buildx imagetools inspect "$$image:$(SHA)" --format '{{.Manifest.Digest}}') || \
 	      { echo "error: $$image:$(SHA) is not in the registry (did CD build this SHA?)" >&2; exit 1; }; \
 	    digests+=(--digest "$$image=$$digest"); \
 	  done; \

@@ -33,6 +33,9 @@ def main() -> None:
     def load_config(self: Any) -> None:
         seldon_load_config(self)
         self.cfg.set("bind", [address.replace("0.0.0.0:", f"{host}:") for address in self.cfg.bind])
+        # gunicorn's runtime control socket is unused here, and it needs a writable HOME
+        # (the pod's root filesystem is read-only): without this it logs an error at every start
+        self.cfg.set("control_socket_disable", True)
 
     gunicorn_utils.StandaloneApplication.load_config = load_config
     microservice.main()
