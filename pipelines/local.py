@@ -179,7 +179,14 @@ def run(
         # display names, caching options: cluster-only settings kfp.local reports as ignored
         warnings.filterwarnings("ignore", message=r"Task '.*': settings .* have no effect in the current local runner")
         try:
-            pipeline(start=start, end=end, promote=promote, as_of=as_of)
+            pipeline(
+                settings_json=settings.to_json(),
+                source_dir=settings.source_path,
+                start=start,
+                end=end,
+                promote=promote,
+                as_of=as_of,
+            )
         except RuntimeError as exc:
             failure = exc
     created = sorted((p for p in root.iterdir() if p.name not in before), key=lambda p: p.stat().st_mtime)

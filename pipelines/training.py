@@ -21,15 +21,19 @@ PIPELINE_NAME = "flight-delay-training"
 
 
 def build(settings: Settings, git_sha: str = "unknown", pipeline_version: str = "local") -> GraphComponent:
-    """The pipeline with this environment's settings as parameter defaults."""
+    """The pipeline with this environment's settings as parameter defaults.
+
+    The defaults are portable (relative paths, no root folder): a compiled pipeline resolves them
+    in the pod. A local run passes the settings with this checkout's root instead.
+    """
 
     @dsl.pipeline(name=PIPELINE_NAME, description="Train, gate and register the flight-delay model on a window.")
     def flight_delay_training(
-        settings_json: str = settings.to_json(),
+        settings_json: str = settings.to_json(portable=True),
         start: str = "2013-01-01",
         end: str = "2013-03-31",
         history_days: int = settings.features.history_days,
-        source_dir: str = settings.source_path,
+        source_dir: str = settings.paths.source_dir,
         params_json: str = settings.train.to_json(),
         gate_json: str = settings.gate.to_json(),
         git_sha: str = git_sha,

@@ -615,7 +615,8 @@ def pipeline_run(
 
     settings = load_settings(config)
     sha = version or git_sha(settings.root)
-    params = {"start": start, "end": end, "settings_json": settings.to_json()}  # this environment's settings
+    # this environment's settings, portable: the run resolves its paths in its pods
+    params = {"start": start, "end": end, "settings_json": settings.to_json(portable=True)}
     run_id = Kfp(host).run(_pipeline_name(), sha, experiment, f"train-{start}-{end}", params)
     console.print(f"started run {run_id} of {_pipeline_name()} {sha[:12]} ({start}..{end})")
 
@@ -637,7 +638,7 @@ def pipeline_schedule(
 
     settings = load_settings(config)
     sha = version or git_sha(settings.root)
-    params = {"start": start, "end": end, "settings_json": settings.to_json()}
+    params = {"start": start, "end": end, "settings_json": settings.to_json(portable=True)}
     run_id, changed = Kfp(host).schedule(_pipeline_name(), sha, experiment, name, cron, params)
     console.print(f"recurring run {name} ({run_id}): {'created' if changed else 'unchanged'}, cron {cron!r}")
 

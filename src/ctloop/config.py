@@ -332,9 +332,17 @@ class Settings:
         p = Path(path)
         return p if p.is_absolute() else (Path(self.root) / p).resolve()
 
-    def to_json(self) -> str:
-        """Serialize, for a pipeline parameter or a subprocess."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+    def to_json(self, *, portable: bool = False) -> str:
+        """Serialize, for a pipeline parameter or a subprocess.
+
+        ``portable``: without the root folder, for a compiled pipeline: whoever reads it resolves
+        relative paths against its own working directory (a pod's ``/app``, the image's code), so
+        no path of the compiling machine travels with it.
+        """
+        data = dataclasses.asdict(self)
+        if portable:
+            del data["root"]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Self:

@@ -127,7 +127,7 @@ def _retrain(settings: Settings, start: str, end: str, now: datetime) -> Retrain
         from ctloop.kfp_client import Kfp
 
         client = Kfp(settings.monitor.kfp_host)
-        params = {"start": start, "end": end, "settings_json": settings.to_json(), "as_of": as_of}
+        params = {"start": start, "end": end, "settings_json": settings.to_json(portable=True), "as_of": as_of}
         run_id = client.run_latest("flight-delay-training", "ctloop", f"ct-{start}-{end}", params)
         return Retrain(f"started {run_id}")
     from pipelines import local

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,28 @@ def test_cluster_compile_gives_tasks_the_object_store_and_its_secret(tmp_path):
         assert {k["envVar"] for k in secret["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     defaults = pipeline["root"]["inputDefinitions"]["parameters"]["settings_json"]["defaultValue"]
     assert "mlflow.ctloop-dev.svc.cluster.local" in defaults
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "config").glob("*.toml")))
+def test_compiled_pipeline_holds_no_path_of_the_compiling_machine(tmp_path, config):
+    """Compiled with any settings file, the IR names no folder of this machine: a pod resolves its own.
+
+    The checkout, the home folder and the Python environment compiling it would not exist in a
+    pod; the settings travel without a root and resolve against the image's working directory.
+    """
+    out = tmp_path / "p.yaml"
+    done = subprocess.run(
+        [CTLOOP, "pipeline", "compile", "--output", str(out), "--image-tag", "t", "--config", f"config/{config}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    for folder in {ROOT.resolve(), Path.home(), Path(sys.prefix), Path(sys.base_prefix), Path.cwd()}:
+        assert str(folder) not in text, f"{config}: the IR holds {folder}"
+    defaults = next(yaml.safe_load_all(text))["root"]["inputDefinitions"]["parameters"]
+    settings = json.loads(defaults["settings_json"]["defaultValue"])
+    assert "root" not in settings
+    assert not Path(defaults["source_dir"].get("defaultValue", "")).is_absolute()
