@@ -1,13 +1,22 @@
 """Run the training pipeline on this machine through ``kfp.local``.
 
-Each task runs as a subprocess of the platform venv (``SubprocessRunner(use_venv=False)``), as
-it would run in its own pod on a cluster. Task output goes to a log file in the run's folder;
-a callback sees each task start and finish (for a progress display).
+Two runners, chosen by the caller (``[pipeline] local_runner`` or ``ctloop train --runner``):
+
+- ``subprocess``: each task is a process of the platform venv (``SubprocessRunner(use_venv=False)``),
+  fast, what the tests use;
+- ``container``: each task runs in the platform image of this checkout (``make images``) through
+  kfp.local's ``DockerRunner`` over podman's Docker-compatible API, as the image's non-root
+  user, on the host's network (Redis on loopback, as a pod reaches its Service). The data
+  folder (the offline store, the MLflow store, the pipeline root) is mounted at its own path.
+
+Task output goes to a log file in the run's folder; a callback sees each task start and finish
+(for a progress display).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -25,6 +34,10 @@ TASK_ENV = {"PYTHONOPTIMIZE": "1"}
 """Environment of every task process. Feast decorates its classes with typeguard's
 ``@typechecked``, which re-instruments them on every import (~5 s); under ``-O`` it is a no-op
 (feast imports in ~2.4 s). The pipeline sets the same on cluster tasks (``pipelines/training.py``)."""
+
+RUNNERS = ("subprocess", "container")
+IMAGE_WORKDIR = "/app"
+"""The platform image's working directory: its ``config/`` and ``feature_repo/`` (the settings' root)."""
 
 TASKS = ("ingest", "validate", "materialize", "training-set", "train", "evaluate", "gate", "register")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -139,6 +152,79 @@ def _task_env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _run_container(client: Any, image: str, command: list[str], volumes: dict[str, Any], **run_args: Any) -> int:
+    """kfp.local's ``run_docker_container``, with the task's exit code read before removal.
+
+    kfp's own removes the container as it exits (``auto_remove``) and then asks for its exit
+    code: podman answers that request with a 500 for a removed container, and where kfp hears
+    "not found" it reports success, so a failed task could pass. Here the container is kept
+    until its code is read, then removed; any error of the engine is a failed task.
+    """
+    import docker
+
+    container = None
+    try:
+        client.images.get(image)  # present (checked before the run): never pulled here
+        container = client.containers.run(
+            image=image, command=command, detach=True, volumes=volumes, auto_remove=False, **run_args
+        )
+        for line in container.logs(stream=True, follow=True):
+            print(line.decode(errors="replace"), end="")
+        return int(container.wait()["StatusCode"])
+    except docker.errors.DockerException as exc:
+        print(f"ContainerError: {exc}")
+        return 1
+    finally:
+        if container is not None:
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
+
+
+@contextlib.contextmanager
+def _container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, Settings, str]]:
+    """The DockerRunner over podman for this checkout's platform image; yields (runner, task settings, image)."""
+    from kfp import local
+    from kfp.local import docker_task_handler
+
+    from ctloop import containers
+
+    podman = containers.Podman(Path(settings.root))
+    image = f"{settings.pipeline.platform_image}:{settings.pipeline.image_tag or git_sha}"
+    podman.require_image(image)
+    data = settings.data_dir
+    podman.hand_over([data], containers.PLATFORM_UID)
+    volumes = {str(data): {"bind": str(data), "mode": "rw"}}
+    source = settings.source_path
+    if source:
+        volumes[source] = {"bind": source, "mode": "ro"}
+    # the image's own code and Feast definitions; this checkout's data folder at its own path
+    paths = dataclasses.replace(settings.paths, data_dir=str(data), source_dir=source)
+    task_settings = settings.replace(root=IMAGE_WORKDIR, paths=paths)
+    run_id = containers.new_run_id()
+    user = podman.user_args(containers.PLATFORM_UID)[-1]
+    user_arg = {"userns_mode": user.split("=", 1)[1]} if podman.rootless else {"user": user}
+    runner = local.DockerRunner(network_mode="host", labels=containers.labels(run_id), **user_arg)
+    kfp_run = docker_task_handler.run_docker_container
+
+    def run_container(client: Any, image: str, command: list[str], volumes_: dict[str, Any], **args: Any) -> int:
+        return _run_container(client, image, command, {**volumes_, **volumes}, **args)
+
+    with containers.docker_api(podman, data / "podman") as docker_host, _task_env({"DOCKER_HOST": docker_host}):
+        docker_task_handler.run_docker_container = run_container
+        try:
+            yield runner, task_settings, image
+        finally:
+            docker_task_handler.run_docker_container = kfp_run
+            podman.remove_labelled(run_id)
+
+
+@contextlib.contextmanager
+def _subprocess_runner(settings: Settings) -> Iterator[tuple[Any, Settings, str]]:
+    from kfp import local
+
+    yield local.SubprocessRunner(use_venv=False), settings, ""
+
+
 @contextlib.contextmanager
 def _capture(log_path: Path, callback: Callback | None, seen: list[str]) -> Iterator[None]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,14 +241,20 @@ def run(
     git_sha: str = "unknown",
     callback: Callback | None = None,
     as_of: str = "",
+    runner: str = "",
 ) -> LocalRun:
     """Run ``flight-delay-training`` for a window; raise :class:`PipelineStepError` on a failed step.
 
-    Needs the online store (Redis) reachable, as a cluster would provide it.
+    ``runner``: ``subprocess`` or ``container`` (empty: ``[pipeline] local_runner``). Needs the
+    online store (Redis) reachable, as a cluster would provide it.
     """
     from kfp import local
 
     from pipelines.training import build
+
+    kind = runner or settings.pipeline.local_runner
+    if kind not in RUNNERS:
+        raise ValueError(f"unknown runner {kind!r}: one of {', '.join(RUNNERS)}")
 
     root = settings.data_dir / "kfp"
     root.mkdir(parents=True, exist_ok=True)
@@ -170,18 +262,24 @@ def run(
     log_path = settings.data_dir / "logs" / f"train-{start}-{end}-{int(time.time())}.log"
     seen: list[str] = []
     began = time.perf_counter()
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    pipeline = build(settings, git_sha=git_sha, pipeline_version=f"local-{git_sha[:12]}")
     failure: RuntimeError | None = None
-    with _capture(log_path, callback, seen), warnings.catch_warnings(), _task_env(TASK_ENV):
+    chosen = _container_runner(settings, git_sha) if kind == "container" else _subprocess_runner(settings)
+    with (
+        chosen as (task_runner, task_settings, image),
+        _capture(log_path, callback, seen),
+        warnings.catch_warnings(),
+        _task_env(TASK_ENV),
+    ):
+        local.init(runner=task_runner, pipeline_root=str(root), raise_on_error=True)
+        pipeline = build(settings, git_sha=git_sha, pipeline_version=f"local-{git_sha[:12]}", image=image)
         # the platform venv is what the platform image holds: running its functions here is intended
         warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom")
         # display names, caching options: cluster-only settings kfp.local reports as ignored
         warnings.filterwarnings("ignore", message=r"Task '.*': settings .* have no effect in the current local runner")
         try:
             pipeline(
-                settings_json=settings.to_json(),
-                source_dir=settings.source_path,
+                settings_json=task_settings.to_json(),
+                source_dir=task_settings.source_path,
                 start=start,
                 end=end,
                 promote=promote,

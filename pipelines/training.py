@@ -20,7 +20,9 @@ from pipelines.local import TASK_ENV
 PIPELINE_NAME = "flight-delay-training"
 
 
-def build(settings: Settings, git_sha: str = "unknown", pipeline_version: str = "local") -> GraphComponent:
+def build(
+    settings: Settings, git_sha: str = "unknown", pipeline_version: str = "local", image: str = ""
+) -> GraphComponent:
     """The pipeline with this environment's settings as parameter defaults.
 
     The defaults are portable (relative paths, no root folder): a compiled pipeline resolves them
@@ -91,6 +93,8 @@ def build(settings: Settings, git_sha: str = "unknown", pipeline_version: str = 
             registered.set_caching_options(False)  # writes the registry
 
         for task in (ingested, checked, loaded, built, fitted, scored, decided, registered):
+            if image:
+                task.set_container_image(image)
             for name, value in {**TASK_ENV, **settings.pipeline.task_env()}.items():
                 task.set_env_variable(name, value)
             if settings.pipeline.s3_secret:

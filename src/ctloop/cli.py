@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -54,6 +55,7 @@ class UserError(Exception):
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     # imported only when an error is being handled: module imports here stay cheap
+    from ctloop.containers import ContainerError
     from ctloop.data import DataSourceError
     from ctloop.kfp_client import KfpError
     from ctloop.kube import KubeError
@@ -66,6 +68,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (
         UserError,
         ConfigError,
+        ContainerError,
         DataSourceError,
         DataValidationError,
         KfpError,
@@ -247,10 +250,21 @@ def train(
     start: StartOption = "2013-01-01",
     end: EndOption = "2013-03-31",
     promote: Annotated[bool, typer.Option(help="Move `champion` to the new version when blessed.")] = True,
+    runner: Annotated[
+        str,
+        typer.Option(
+            help="subprocess: each task a process of the platform venv; container: each task in the "
+            "platform image of this checkout (podman; `make images` builds it). Default: [pipeline] local_runner."
+        ),
+    ] = "",
     config: ConfigOption = Path(DEFAULT_CONFIG),
 ) -> None:
     """Run the KFP training pipeline locally (kfp.local) on a window and print a summary."""
     settings = load_settings(config)
+    if runner:
+        if runner not in ("subprocess", "container"):
+            raise UserError(f"--runner must be subprocess or container, got {runner!r}")
+        settings = settings.replace(pipeline=dataclasses.replace(settings.pipeline, local_runner=runner))
     run = run_training(settings, start, end, promote)
     console.print(summary_table(settings, run))
 

@@ -219,6 +219,14 @@ class PipelineSettings:
     image_tag: str = ""
     s3_endpoint_url: str = ""
     s3_secret: str = ""
+    local_runner: str = "subprocess"
+    """How ``ctloop train`` and the replay run the pipeline here: ``subprocess`` (each task a
+    process of the platform venv) or ``container`` (each task in the platform image, podman)."""
+
+    def __post_init__(self) -> None:
+        """Refuse an unknown runner."""
+        if self.local_runner not in ("subprocess", "container"):
+            raise ConfigError(f"[pipeline] local_runner must be 'subprocess' or 'container', got {self.local_runner!r}")
 
     def task_env(self) -> dict[str, str]:
         """Plain environment variables for every task on a cluster."""
