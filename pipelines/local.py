@@ -193,10 +193,10 @@ def _container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, S
     podman.require_image(image)
     data = settings.data_dir
     podman.hand_over([data], containers.PLATFORM_UID)
-    volumes = {str(data): {"bind": str(data), "mode": "rw"}}
+    mounts = {str(data): {"bind": str(data), "mode": "rw"}}
     source = settings.source_path
     if source:
-        volumes[source] = {"bind": source, "mode": "ro"}
+        mounts[source] = {"bind": source, "mode": "ro"}
     # the image's own code and Feast definitions; this checkout's data folder at its own path
     paths = dataclasses.replace(settings.paths, data_dir=str(data), source_dir=source)
     task_settings = settings.replace(root=IMAGE_WORKDIR, paths=paths)
@@ -206,8 +206,8 @@ def _container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, S
     runner = local.DockerRunner(network_mode="host", labels=containers.labels(run_id), **user_arg)
     kfp_run = docker_task_handler.run_docker_container
 
-    def run_container(client: Any, image: str, command: list[str], volumes_: dict[str, Any], **args: Any) -> int:
-        return _run_container(client, image, command, {**volumes_, **volumes}, **args)
+    def run_container(client: Any, image: str, command: list[str], volumes: dict[str, Any], **args: Any) -> int:
+        return _run_container(client, image, command, {**volumes, **mounts}, **args)
 
     with containers.docker_api(podman, data / "podman") as docker_host, _task_env({"DOCKER_HOST": docker_host}):
         docker_task_handler.run_docker_container = run_container
