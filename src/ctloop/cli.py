@@ -474,6 +474,14 @@ EXAMPLE_FLIGHT = {
 @friendly
 def serve(
     alias: Annotated[str, typer.Option(help="Registry alias to serve.")] = "champion",
+    containers: Annotated[
+        bool,
+        typer.Option(
+            "--containers",
+            help="Run the feature server and the microservice in the images of this checkout "
+            "(podman; `make images` builds them), as a cluster does.",
+        ),
+    ] = False,
     config: ConfigOption = Path(DEFAULT_CONFIG),
 ) -> None:
     """Serve ALIAS on loopback: Redis, the Feast feature server and the Seldon microservice, until Ctrl-C."""
@@ -481,9 +489,10 @@ def serve(
     import signal
     import time
 
-    from ctloop.stack import serving_stack
+    from ctloop.stack import Containers, serving_stack
 
     settings = load_settings(config)
+    launcher = Containers(settings, settings.pipeline.image_tag or git_sha(settings.root)) if containers else None
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -491,7 +500,7 @@ def serve(
     signal.signal(signal.SIGTERM, stop)
     with ExitStack() as started:
         with console.status("starting Redis, feast serve and the Seldon microservice..."):
-            stack = started.enter_context(serving_stack(settings, alias))
+            stack = started.enter_context(serving_stack(settings, alias, launcher=launcher))
         body = json.dumps({"jsonData": {"flights": [EXAMPLE_FLIGHT]}})
         table = Table(
             title=f"serving {settings.registry.model_name} v{stack.model_version} ({alias})", show_header=False

@@ -10,6 +10,10 @@ its own process group so that gunicorn's and uvicorn's workers go with their mas
   which stalls and resets connections under load, NOTES.md), no access log.
 - ``python -m serving.launch serving.model.FlightDelayModel`` from the serving env: Seldon's
   microservice bound to 127.0.0.1, gRPC off, our metrics in ``PROMETHEUS_MULTIPROC_DIR``.
+
+How the feature server and the microservice run is chosen once, by the caller: as processes of
+the two venvs (:class:`Processes`, the default) or in the images of this checkout
+(:class:`Containers`: ``ctloop serve --containers``), as a cluster runs them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from ctloop import services
 from ctloop.config import Settings
@@ -215,6 +220,127 @@ def start_microservice(
     )
 
 
+class Launcher(Protocol):
+    """Starts the feature server and the microservice of a stack."""
+
+    def feature_server(self, settings: Settings, port: int, workers: int, log_dir: Path) -> Process:
+        """``feast serve`` on loopback ``port``, ready."""
+
+    def microservice(
+        self, settings: Settings, model_dir: Path, feature_url: str, ports: tuple[int, int], log_dir: Path
+    ) -> Process:
+        """The model's Seldon microservice on loopback ``ports`` (REST, metrics), ready."""
+
+
+class Processes:
+    """Both as processes: ``feast serve`` of the platform venv, Seldon of the serving venv."""
+
+    def feature_server(self, settings: Settings, port: int, workers: int, log_dir: Path) -> Process:
+        """:func:`start_feature_server`."""
+        return start_feature_server(settings, port, workers, log_dir)
+
+    def microservice(
+        self, settings: Settings, model_dir: Path, feature_url: str, ports: tuple[int, int], log_dir: Path
+    ) -> Process:
+        """:func:`start_microservice`."""
+        return start_microservice(settings, model_dir, feature_url, ports, log_dir)
+
+
+@dataclass
+class ContainerProcess(Process):
+    """``podman run`` in the foreground: signals reach the container; stopping also removes it."""
+
+    remove: Sequence[str] = ()
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Stop as a process, then remove the container if it outlived its client."""
+        super().stop(timeout_s)
+        subprocess.run(list(self.remove), capture_output=True, check=False, timeout=30)
+
+
+class Containers:
+    """Both in the images of this checkout (``make images``), as a cluster runs them.
+
+    The feature server runs in the platform image, the microservice in the serving image with a
+    read-only root file system (``/tmp`` in memory, as the pod's emptyDir); each as its image's
+    non-root user, on the host's network bound to loopback. The model folder is mounted
+    read-only at its own path, so a promotion (a new ``current`` link) swaps the served model.
+    """
+
+    def __init__(self, settings: Settings, tag: str) -> None:
+        """The images ``<platform_image>:tag`` and its serving sibling; refuse absent ones."""
+        from ctloop import containers
+
+        self.podman = containers.Podman(Path(settings.root))
+        base = settings.pipeline.platform_image
+        self.platform = f"{base}:{tag}"
+        self.serving = f"{base.rsplit('/', 1)[0]}/serving:{tag}"
+        for image in (self.platform, self.serving):
+            self.podman.require_image(image)
+        self.run_id = containers.new_run_id()
+
+    def _start(
+        self, name: str, image: str, uid: int, argv: list[str], mounts: dict[Path, str], extra: list[str], log_dir: Path
+    ) -> ContainerProcess:
+        from ctloop import containers
+
+        container = f"ctloop-{name}-{self.run_id}"
+        args = [self.podman.binary, "run", "--rm", "--name", container, "--network", "host"]
+        args += [f"--label={k}={v}" for k, v in containers.labels(self.run_id).items()]
+        args += self.podman.user_args(uid) + extra
+        args += [arg for path, mode in mounts.items() for arg in ("-v", f"{path}:{path}:{mode}")]
+        process = spawn(name, [*args, image, *argv], log_dir, self.podman.env)
+        return ContainerProcess(
+            process.name, process.popen, process.log_file, [self.podman.binary, "rm", "-f", container]
+        )
+
+    def feature_server(self, settings: Settings, port: int, workers: int, log_dir: Path) -> Process:
+        """``feast serve`` in the platform image over the rendered config (registry mounted read-only)."""
+        from ctloop import containers
+        from ctloop import featurestore as fs
+
+        require_free((port,), "feature server")
+        folder = fs.write_rendered_yaml(settings)
+        argv = ["feast", "-c", str(folder), "serve", "-h", "127.0.0.1", "-p", str(port)]
+        argv += ["--workers", str(workers), "--max-requests", "0", "--no-access-log"]
+        mounts = {fs.feast_dir(settings): "ro"}
+        process = self._start("feature-server", self.platform, containers.PLATFORM_UID, argv, mounts, [], log_dir)
+        return _ready_or_stopped(process, f"http://127.0.0.1:{port}/health", settings.serving.ready_timeout_s)
+
+    def microservice(
+        self, settings: Settings, model_dir: Path, feature_url: str, ports: tuple[int, int], log_dir: Path
+    ) -> Process:
+        """Seldon's microservice in the serving image, root file system read-only."""
+        from ctloop import containers
+
+        rest_port, metrics_port = ports
+        require_free(ports, "Seldon microservice")
+        cfg = settings.serving
+        argv = ["python", "-m", "serving.launch", MODEL_CLASS, "--service-type", "MODEL"]
+        argv += ["--http-port", str(rest_port), "--metrics-port", str(metrics_port), "--grpc-workers", "0"]
+        argv += [
+            "--workers",
+            str(cfg.workers),
+            "--parameters",
+            json.dumps(cfg.model_parameters(str(model_dir), feature_url)),
+        ]
+        # the container's own /tmp, in memory (the pod's emptyDir), not the host's
+        extra = ["--read-only", "--tmpfs", "/tmp:rw,size=256m"]  # noqa: S108
+        extra += ["-e", "CTLOOP_BIND_HOST=127.0.0.1", "-e", f"GUNICORN_WORKERS={cfg.workers}"]
+        mounts = {model_dir.parent.resolve(): "ro"}
+        process = self._start("seldon", self.serving, containers.SERVING_UID, argv, mounts, extra, log_dir)
+        return _ready_or_stopped(process, f"http://127.0.0.1:{rest_port}/health/status", cfg.ready_timeout_s)
+
+
+def _ready_or_stopped(process: ContainerProcess, url: str, timeout_s: float) -> Process:
+    try:
+        wait_ready(process, url, timeout_s)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
 @dataclass(frozen=True)
 class Stack:
     """Where the running stack answers."""
@@ -229,11 +355,18 @@ class Stack:
 
 
 @contextmanager
-def serving_stack(settings: Settings, alias: str = "champion", online_until: datetime | None = None) -> Iterator[Stack]:
+def serving_stack(
+    settings: Settings,
+    alias: str = "champion",
+    online_until: datetime | None = None,
+    launcher: Launcher | None = None,
+) -> Iterator[Stack]:
     """Deploy ``alias``, start Redis, load it, start the feature server and the microservice; stop all after.
 
     ``online_until``: load the online store only with feature rows up to then (a replay's now).
+    ``launcher``: how the two servers run (default :class:`Processes`).
     """
+    servers = launcher or Processes()
     from ctloop import featurestore as fs
     from ctloop.deploy import CURRENT, deploy_alias, serving_dir
 
@@ -244,10 +377,10 @@ def serving_stack(settings: Settings, alias: str = "champion", online_until: dat
         redis = services.start_redis(settings.services.redis_port, settings.data_dir / "redis")
         stack.callback(redis.stop)
         fs.load_online(settings, online_until)
-        feast = start_feature_server(settings, cfg.feature_server_port, cfg.feature_server_workers, log_dir)
+        feast = servers.feature_server(settings, cfg.feature_server_port, cfg.feature_server_workers, log_dir)
         stack.callback(feast.stop)
         feature_url = f"http://127.0.0.1:{cfg.feature_server_port}"
-        seldon = start_microservice(
+        seldon = servers.microservice(
             settings, serving_dir(settings) / CURRENT, feature_url, (cfg.rest_port, cfg.metrics_port), log_dir
         )
         stack.callback(seldon.stop)
