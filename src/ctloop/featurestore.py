@@ -80,7 +80,49 @@ def repo_config(settings: Settings, yaml_path: Path | None = None) -> RepoConfig
 
 def open_store(settings: Settings, config: RepoConfig | None = None) -> FeatureStore:
     """A ``FeatureStore`` for this environment."""
+    if offline_uri(settings).startswith("s3://"):
+        configure_s3_reads(settings.pipeline.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL", ""))
     return FeatureStore(config=config or repo_config(settings))
+
+
+def _duckdb_extensions() -> Path:
+    """The extension folder the ``duckdb-ext-httpfs`` wheel installs (a namespace package's data)."""
+    spec = importlib.util.find_spec("duckdb_ext")
+    if spec is None or not spec.submodule_search_locations:
+        raise FeatureStoreError("DuckDB's httpfs extension is missing: the platform env needs duckdb-ext-httpfs")
+    return Path(next(iter(spec.submodule_search_locations))) / "extensions"
+
+
+def configure_s3_reads(endpoint_url: str) -> None:
+    """Point DuckDB, which Feast's offline store reads ``s3://`` parquet with, at the object store.
+
+    Feast's DuckDB store reads through ibis's default DuckDB connection and its httpfs extension,
+    which ignores ``AWS_ENDPOINT_URL``: without this it asks AWS itself, not MinIO. Credentials
+    come from the standard variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, a pod's
+    Secret); an empty ``endpoint_url`` leaves AWS's own endpoint.
+    """
+    from urllib.parse import urlsplit
+
+    import ibis
+
+    options = {
+        "KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
+        "SECRET": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+        "REGION": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+    }
+    if endpoint_url:
+        parts = urlsplit(endpoint_url)
+        options |= {"ENDPOINT": parts.netloc, "URL_STYLE": "path", "USE_SSL": str(parts.scheme == "https").lower()}
+    quoted = ", ".join(
+        f"{key} {value}" if key == "USE_SSL" else f"{key} '{value.replace(chr(39), chr(39) * 2)}'"
+        for key, value in options.items()
+    )
+    backend = ibis.get_backend()
+    # httpfs from the hashed duckdb-ext-httpfs wheel, never downloaded at run time
+    backend.raw_sql(f"SET extension_directory = '{_duckdb_extensions()}'")
+    backend.raw_sql("SET autoinstall_known_extensions = false")
+    backend.load_extension("httpfs")
+    backend.raw_sql(f"CREATE OR REPLACE SECRET ctloop_s3 (TYPE s3, {quoted})")
 
 
 def write_rendered_yaml(settings: Settings) -> Path:
