@@ -181,7 +181,7 @@ def _run_container(client: Any, image: str, command: list[str], volumes: dict[st
 
 
 @contextlib.contextmanager
-def _container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, Settings, str]]:
+def container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, Settings, str]]:
     """The DockerRunner over podman for this checkout's platform image; yields (runner, task settings, image)."""
     from kfp import local
     from kfp.local import docker_task_handler
@@ -207,6 +207,7 @@ def _container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, S
     kfp_run = docker_task_handler.run_docker_container
 
     def run_container(client: Any, image: str, command: list[str], volumes: dict[str, Any], **args: Any) -> int:
+        podman.hand_over([Path(folder) for folder in volumes], containers.PLATFORM_UID)  # the run's new folders
         return _run_container(client, image, command, {**volumes, **mounts}, **args)
 
     with containers.docker_api(podman, data / "podman") as docker_host, _task_env({"DOCKER_HOST": docker_host}):
@@ -219,7 +220,8 @@ def _container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, S
 
 
 @contextlib.contextmanager
-def _subprocess_runner(settings: Settings) -> Iterator[tuple[Any, Settings, str]]:
+def subprocess_runner(settings: Settings) -> Iterator[tuple[Any, Settings, str]]:
+    """kfp.local's SubprocessRunner in this venv; yields (runner, task settings, image: none)."""
     from kfp import local
 
     yield local.SubprocessRunner(use_venv=False), settings, ""
@@ -263,7 +265,7 @@ def run(
     seen: list[str] = []
     began = time.perf_counter()
     failure: RuntimeError | None = None
-    chosen = _container_runner(settings, git_sha) if kind == "container" else _subprocess_runner(settings)
+    chosen = container_runner(settings, git_sha) if kind == "container" else subprocess_runner(settings)
     with (
         chosen as (task_runner, task_settings, image),
         _capture(log_path, callback, seen),

@@ -291,7 +291,7 @@ class Containers:
         args += [arg for path, mode in mounts.items() for arg in ("-v", f"{path}:{path}:{mode}")]
         process = spawn(name, [*args, image, *argv], log_dir, self.podman.env)
         return ContainerProcess(
-            process.name, process.popen, process.log_file, [self.podman.binary, "rm", "-f", container]
+            process.name, process.popen, process.log_file, [self.podman.binary, "rm", "-f", "-t", "2", container]
         )
 
     def feature_server(self, settings: Settings, port: int, workers: int, log_dir: Path) -> Process:

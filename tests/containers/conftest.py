@@ -1,0 +1,86 @@
+"""`make e2e-local`: the pipeline, the feature server and serving in the images of this checkout.
+
+These tests need both images (``make images`` tags them with the checkout's git SHA) and podman,
+so they are collected only when ``CTLOOP_CONTAINERS=1``, which `make e2e-local` sets after
+building or reusing the images. `make test` stays on the subprocess runner.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ctloop import containers, services
+from ctloop.config import Settings
+from tests.conftest import ROOT
+
+ENABLED = os.environ.get("CTLOOP_CONTAINERS") == "1"
+collect_ignore_glob = [] if ENABLED else ["test_*.py"]
+
+
+def checkout_sha() -> str:
+    """The git SHA the images of this checkout are tagged with."""
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as the CLI finds it
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def podman() -> containers.Podman:
+    """Podman with ctloop's configuration."""
+    return containers.Podman(ROOT)
+
+
+@pytest.fixture(scope="session")
+def tag(podman: containers.Podman) -> str:
+    """The checkout's SHA, once both images carry it."""
+    sha = checkout_sha()
+    for name in ("platform", "serving"):
+        podman.require_image(f"ghcr.io/ctloop/{name}:{sha}")
+    return sha
+
+
+@pytest.fixture(scope="session")
+def box_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The local settings with a data folder, a Redis port and serving ports of their own."""
+    base = Settings.load(ROOT / "config" / "local.toml")
+    folder = tmp_path_factory.mktemp("containers")
+    for parent in (folder, *folder.parents):  # pytest's base folder is private to its user
+        if parent.owner() == "root" and str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
+            parent.chmod(parent.stat().st_mode | 0o011)
+    return base.replace(
+        paths=replace(base.paths, data_dir=str(folder / "data")),
+        services=replace(base.services, redis_port=services.free_port()),
+        serving=replace(
+            base.serving,
+            rest_port=services.free_port(),
+            metrics_port=services.free_port(),
+            feature_server_port=services.free_port(),
+            feature_cache_ttl_s=0.0,
+            static_feature_cache_ttl_s=0.0,
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def box_redis(box_settings: Settings) -> Iterator[services.Redis]:
+    """The online store on loopback, as a cluster's Redis Service."""
+    redis = services.start_redis(box_settings.services.redis_port, Path(box_settings.data_dir) / "redis")
+    yield redis
+    redis.stop()
+
+
+def ours(podman: containers.Podman) -> list[str]:
+    """Containers ctloop started that still exist (any state)."""
+    listed = podman.run("ps", "-aq", "--filter", f"label={containers.LABEL_OWNER}={containers.OWNER}")
+    return listed.stdout.split()
