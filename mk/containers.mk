@@ -20,7 +20,7 @@ CA_BUNDLE ?= $(SSL_CERT_FILE)
 CONTAINER_PACKAGES := podman buildah runc mmdebstrap
 export CONTAINERS_CONF := $(CURDIR)/images/containers.conf
 
-.PHONY: images container-tools e2e-local
+.PHONY: images images-clean container-tools e2e-local
 
 container-tools: ## podman, buildah, runc and mmdebstrap from Debian, when missing (engine podman only)
 	@if [ "$(ENGINE)" = podman ]; then \
@@ -40,3 +40,13 @@ images: container-tools ## build the platform and serving images tagged by git S
 	  $(ENGINE) build -q -f images/$$image/Dockerfile --build-arg PYTHON_IMAGE="$$base" "$${secret[@]}" \
 	    --label org.opencontainers.image.revision=$(SHA) -t $$name:$(SHA) . >/dev/null || exit 1; \
 	done
+	@$(ENGINE) image prune -f >/dev/null 2>&1 || true
+
+images-clean: ## remove ctloop's images of other commits (each holds its own copy of the platform venv)
+	@$(ENGINE) images --format '{{.Repository}}:{{.Tag}}' | grep -E '^ghcr.io/ctloop/(platform|serving):' | \
+	  grep -v ":$(SHA)$$" | xargs -r $(ENGINE) rmi >/dev/null; $(ENGINE) image prune -f >/dev/null
+
+e2e-local: setup images ## both images, the pipeline in containers on 2013 Jan-Mar, then a prediction served from the image
+	CTLOOP_CONTAINERS=1 $(BIN)/pytest tests/containers $(PYTEST_ARGS)
+	@left=$$(podman ps -aq --filter label=ctloop.owner=ctloop 2>/dev/null); \
+	if [ -n "$$left" ]; then echo "error: containers left behind: $$left" >&2; podman rm -f $$left >/dev/null; exit 1; fi

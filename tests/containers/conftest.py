@@ -17,6 +17,7 @@ import pytest
 
 from ctloop import containers, services
 from ctloop.config import Settings
+from pipelines.local import LocalRun, run
 from tests.conftest import ROOT
 
 ENABLED = os.environ.get("CTLOOP_CONTAINERS") == "1"
@@ -84,3 +85,9 @@ def ours(podman: containers.Podman) -> list[str]:
     """Containers ctloop started that still exist (any state)."""
     listed = podman.run("ps", "-aq", "--filter", f"label={containers.LABEL_OWNER}={containers.OWNER}")
     return listed.stdout.split()
+
+
+@pytest.fixture(scope="session")
+def trained(box_settings: Settings, box_redis: services.Redis, tag: str) -> LocalRun:
+    """The training pipeline on 2013 Jan-Mar, every task in the platform image."""
+    return run(box_settings, "2013-01-01", "2013-03-31", git_sha=tag, runner="container")

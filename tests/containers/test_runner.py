@@ -13,10 +13,11 @@ def exits_with(code: int) -> str:
     """Exit with ``code`` (0: return who ran it)."""
     import os
     import sys
+    from pathlib import Path
 
     if code:
         sys.exit(code)
-    return f"{os.getuid()}:{os.getcwd()}"
+    return f"{os.getuid()}:{Path.cwd()}"
 
 
 def run_task(settings, tag, code: int) -> str:
