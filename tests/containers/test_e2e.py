@@ -82,8 +82,8 @@ def test_the_serving_image_answers_an_enriched_prediction_of_the_registered_vers
 
 
 def test_a_promotion_swaps_the_version_the_container_serves(box_settings, served):
-    """A second version (trained by the subprocess runner), promoted and deployed, is served within seconds."""
-    second = local.run(box_settings, "2013-02-01", "2013-03-31", promote=False, runner="subprocess")
+    """A second version (the same window, by the subprocess runner), promoted and deployed, is served in seconds."""
+    second = local.run(box_settings, "2013-01-01", "2013-03-31", promote=False, runner="subprocess")
     version = second.output("register")
     assert version == "2"
     Registry(box_settings).promote(version)
