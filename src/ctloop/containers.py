@@ -84,7 +84,8 @@ class Podman:
             folder.mkdir(parents=True, exist_ok=True)
             closed = [p for p in folder.resolve().parents if not p.stat().st_mode & 0o001]
             if closed:
-                raise ContainerError(f"{closed[0]} is closed to other users: the containers' user cannot reach {folder}")
+                reason = f"{closed[0]} is closed to other users"
+                raise ContainerError(f"{reason}: the containers' user cannot reach {folder}")
             for path in (folder, *folder.rglob("*")):
                 with contextlib.suppress(FileNotFoundError):
                     os.lchown(path, uid, uid)

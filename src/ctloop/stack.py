@@ -325,7 +325,7 @@ class Containers:
             json.dumps(cfg.model_parameters(str(model_dir), feature_url)),
         ]
         # the container's own /tmp, in memory (the pod's emptyDir), not the host's
-        extra = ["--read-only", "--tmpfs", "/tmp:rw,size=256m"]  # noqa: S108
+        extra = ["--read-only", "--tmpfs", "/tmp:rw,size=256m"]  # noqa: S108  # nosec B108 - not a host path
         extra += ["-e", "CTLOOP_BIND_HOST=127.0.0.1", "-e", f"GUNICORN_WORKERS={cfg.workers}"]
         mounts = {model_dir.parent.resolve(): "ro"}
         process = self._start("seldon", self.serving, containers.SERVING_UID, argv, mounts, extra, log_dir)
