@@ -9,7 +9,10 @@ our Seldon model class against Seldon's own ceiling, a bare Flask app, Seldon + 
 with and without Feast enrichment and in batches.
 
 Scenario ``replay`` (``bench/replay.py``): the full continuous-training replay, against the
-5-minute goal, with the time split by stage. Results go to ``bench/results/``.
+5-minute goal, with the time split by stage.
+
+Scenario ``containers`` (``bench/containers.py``): image builds and sizes, the pipeline in its
+containers against subprocesses, the serving container's memory. Results go to ``bench/results/``.
 """
 
 from __future__ import annotations
@@ -204,6 +207,25 @@ def replay_report(work: Path) -> None:
     write("replay.json", out)
 
 
+def containers_report(work: Path) -> None:
+    """Builds, sizes, the containerized pipeline and serving memory: ``containers.json``."""
+    from bench import containers
+
+    result = containers.run(ROOT, _settings(work / "data", 0), work)
+    table(containers.rows(result))
+    out = {
+        "scenario": "containers",
+        "machine": MACHINE,
+        **result,
+        "figures": [
+            {"figure": name, "value": value, "baseline": base, "ratio": ratio}
+            for name, value, base, ratio in containers.rows(result)
+        ],
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write("containers.json", out)
+
+
 def table(rows: list[tuple[str, float, float, float]]) -> None:
     """Each figure next to its baseline and the ratio."""
     print(f"\n{'figure':52} {'value':>9} {'baseline':>9} {'ratio':>7}")
@@ -225,7 +247,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directories")
     parser.add_argument(
-        "--only", choices=["pipeline", "serving", "replay"], help="one scenario (serving still trains first)"
+        "--only",
+        choices=["pipeline", "serving", "replay", "containers"],
+        help="one scenario (serving still trains first)",
     )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -233,6 +257,10 @@ def main() -> None:
     if args.only in (None, "replay"):
         replay_report(tmp / "replay")
         if args.only == "replay":
+            return
+    if args.only in (None, "containers"):
+        containers_report(tmp / "containers")
+        if args.only == "containers":
             return
     # each pipeline task tunes its collector so (pipeline_steps.task_process); the direct baseline does
     # the same. After the replay scenario, which runs as `ctloop replay` does.

@@ -18,6 +18,8 @@ STANDIN_BASE := localhost/ctloop/python-base:3.12-bookworm
 # a CA bundle for the package index behind a TLS proxy, given to the builds as a secret (not kept)
 CA_BUNDLE ?= $(SSL_CERT_FILE)
 CONTAINER_PACKAGES := podman buildah runc mmdebstrap
+# extra flags for both builds (e.g. --no-cache: `make bench` times a cold build)
+BUILD_FLAGS ?=
 export CONTAINERS_CONF := $(CURDIR)/images/containers.conf
 
 .PHONY: images images-clean container-tools e2e-local
@@ -37,7 +39,7 @@ images: container-tools ## build the platform and serving images tagged by git S
 	for image in platform serving; do \
 	  name=$$([ $$image = platform ] && echo $(PLATFORM_IMAGE) || echo $(SERVING_IMAGE)); \
 	  echo "$(ENGINE) build $$name:$(SHA) on $$base"; \
-	  $(ENGINE) build -q -f images/$$image/Dockerfile --build-arg PYTHON_IMAGE="$$base" "$${secret[@]}" \
+	  $(ENGINE) build -q $(BUILD_FLAGS) -f images/$$image/Dockerfile --build-arg PYTHON_IMAGE="$$base" "$${secret[@]}" \
 	    --label org.opencontainers.image.revision=$(SHA) -t $$name:$(SHA) . >/dev/null || exit 1; \
 	done
 	@$(ENGINE) image prune -f >/dev/null 2>&1 || true
