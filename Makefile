@@ -95,6 +95,7 @@ test: setup ## the whole test suite (integration tests included)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: setup
 	$(BIN)/mypy
@@ -106,7 +107,7 @@ validate: setup ## render every overlay; kubernetes-validate, CRD schemas, check
 	$(BIN)/hadolint --failure-threshold warning images/*/Dockerfile
 	$(BIN)/python manifests/validate.py --kubectl $(KUBECTL) --checkov $(TVENV)/bin/checkov
 
-check: lint typecheck validate-pipeline validate security ## ruff, mypy, the static validators, bandit, pip-audit and the secret scan
+check: lint typecheck validate-pipeline validate security ## ruff, import contracts, mypy, the static validators, bandit, pip-audit and the secret scan
 
 bench: setup $(BVENV)/.synced ## benchmarks: each figure next to its baseline, written to bench/results/
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }

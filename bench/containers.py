@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.serving import measure
-from ctloop import containers, services, stack
+from ctloop.adapters import containers, services
+from ctloop.app import stack
 from ctloop.config import Settings
 from pipelines import local
 from reliability.load import tree_rss_kib

@@ -12,8 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ctloop import replay, services
+from ctloop.adapters import services
+from ctloop.app import replay
 from ctloop.config import Settings
+from pipelines.local import LocalRetrainer
 
 GOAL_S = 300.0
 PASS_GOAL_S = 1.0
@@ -31,7 +33,7 @@ def run(base: Settings, work: Path) -> dict[str, Any]:
         ),
         replay=replace(base.replay, data_dir=str(work / "replay"), report_dir=str(work / "report")),
     )
-    return replay.run(settings, quick=False, git_sha="bench").summary
+    return replay.run(settings, LocalRetrainer(git_sha="bench"), quick=False).summary
 
 
 def rows(summary: dict[str, Any]) -> list[tuple[str, float, float, float]]:

@@ -29,8 +29,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ctloop import data, pipeline_steps, services
+from ctloop.adapters import services
+from ctloop.app import pipeline_steps
 from ctloop.config import Settings
+from ctloop.core import data
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -70,7 +72,7 @@ def direct(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
     step("materialize", pipeline_steps.materialize, settings, Path(result.path), START, END)
     ts = step("training-set", pipeline_steps.training_set, settings, Path(result.path), START, END)
     ts.save(work / "training_set")
-    from ctloop import train as core
+    from ctloop.core import train as core
 
     bundle, _ = step("train", core.train, ts, data.Window.parse(START, END).end, settings.train)
     bundle.save(work / "model")

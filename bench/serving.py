@@ -29,9 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from ctloop import data, deploy, services, stack
-from ctloop import featurestore as fs
+from ctloop.adapters import featurestore as fs
+from ctloop.adapters import services
+from ctloop.app import stack
 from ctloop.config import Settings
+from ctloop.contract import layout
+from ctloop.core import data
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS, THREADS, CONNECTIONS = 2, 2, 8
@@ -140,7 +143,7 @@ def request_flights(flights: Any, n: int) -> list[dict[str, Any]]:
 
 def export_sklearn_inputs(settings: Settings, work: Path, model_dir: Path, training_dir: Path, end: str) -> Path:
     """The fit rows and the fitted estimator's parameters, for the bench-sklearn env to refit."""
-    from ctloop import train as core
+    from ctloop.core import train as core
 
     bundle = core.ModelBundle.load(model_dir)
     ts = core.TrainingSet.load(training_dir)
@@ -159,7 +162,7 @@ def run(settings: Settings, training_dir: Path, model_dir: Path, end: str, secon
     work = Path(tempfile.mkdtemp(prefix="ctloop-bench-serving-"))
     log_dir = work / "logs"
     ports = (services.free_port(), services.free_port())
-    served = deploy.serving_dir(settings) / deploy.CURRENT
+    served = layout.serving_dir(settings.data_dir) / layout.CURRENT
     names = json.loads((served / "metadata.json").read_text())["feature_names"]
     flights, _, _ = data.read_snapshot(next((settings.data_dir).rglob("flights.parquet")).parent)
     december = flights[flights["sched_dep_local"].str.startswith("2013-12-2")].sample(frac=1.0, random_state=1)
@@ -230,11 +233,13 @@ def time_monitor_pass(settings: Settings) -> dict[str, float]:
     """One ``ctloop monitor`` pass (dry run) over all the traffic the scenarios sent: seconds and flights."""
     from datetime import datetime
 
-    from ctloop.monitor_pass import monitor_pass
+    from ctloop.app.monitor_pass import monitor_pass, on_this_machine
+    from pipelines.local import LocalRetrainer
 
     time.sleep(1.5)  # the workers' drift counts reach the metrics page (metrics_flush_s)
     began = time.perf_counter()
-    result = monitor_pass(settings, datetime(2014, 1, 1), dry_run=True)
+    watch = on_this_machine(settings, LocalRetrainer())
+    result = monitor_pass(settings, datetime(2014, 1, 1), watch, dry_run=True)
     return {"seconds": time.perf_counter() - began, "flights": float(result.decision.numbers.get("rows", 0))}
 
 

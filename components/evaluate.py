@@ -20,7 +20,7 @@ def evaluate(
     import json
     from pathlib import Path
 
-    from ctloop import pipeline_steps
+    from ctloop.app import pipeline_steps
     from ctloop.config import Settings
 
     pipeline_steps.task_process()

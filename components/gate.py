@@ -10,7 +10,7 @@ def gate(evaluation: Input[Artifact], gate_json: str, decision: Output[Metrics])
     import json
     from pathlib import Path
 
-    from ctloop import pipeline_steps
+    from ctloop.app import pipeline_steps
     from ctloop.config import GateSettings
 
     pipeline_steps.task_process()

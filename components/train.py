@@ -12,11 +12,11 @@ def train(
     from datetime import date
     from pathlib import Path
 
-    from ctloop import pipeline_steps
+    from ctloop.app import pipeline_steps
     from ctloop.config import TrainParams
 
     pipeline_steps.task_process()  # before the heavy imports
-    from ctloop import train as core
+    from ctloop.core import train as core
 
     ts = core.TrainingSet.load(Path(training_set.path), core.SPLIT_COLUMNS)
     bundle, fit_metrics = core.train(ts, date.fromisoformat(end), TrainParams.from_json(params_json))

@@ -18,7 +18,7 @@ def training_set(
     """Point-in-time training set for the window from Feast's offline store (labels known by ``as_of``, if set)."""
     from pathlib import Path
 
-    from ctloop import pipeline_steps
+    from ctloop.app import pipeline_steps
     from ctloop.config import Settings
 
     pipeline_steps.task_process()

@@ -9,7 +9,7 @@ def validate(snapshot: Input[Dataset], snapshot_sha256: str, start: str, end: st
     """Check the snapshot's hash and declared schema; fail naming each column and rule."""
     from pathlib import Path
 
-    from ctloop import pipeline_steps
+    from ctloop.app import pipeline_steps
 
     pipeline_steps.task_process()
     for name, value in pipeline_steps.validate(Path(snapshot.path), snapshot_sha256, start, end).items():

@@ -115,8 +115,8 @@ flight_request = RequestSource(
     tags={"description": "Scheduled hour, weekday, month and distance from the request"},
 )
 def request_time(inputs: dict[str, Any]) -> dict[str, Any]:
-    """Scheduled hour, weekday, month and distance (the shared definition in ctloop.flight_request)."""
-    from ctloop.flight_request import request_features
+    """Scheduled hour, weekday, month and distance (the shared definition in ctloop.contract.flight_request)."""
+    from ctloop.contract.flight_request import request_features
 
     return request_features(inputs["sched_dep_local"], inputs["distance"])
 

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import logging
 import os
 import re
 import time
@@ -28,7 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ctloop.app.monitor_pass import Retrain
 from ctloop.config import Settings
+
+log = logging.getLogger(__name__)
 
 TASK_ENV = {"PYTHONOPTIMIZE": "1"}
 """Environment of every task process. Feast decorates its classes with typeguard's
@@ -186,7 +190,7 @@ def container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, Se
     from kfp import local
     from kfp.local import docker_task_handler
 
-    from ctloop import containers
+    from ctloop.adapters import containers
 
     podman = containers.Podman(Path(settings.root))
     image = f"{settings.pipeline.platform_image}:{settings.pipeline.image_tag or git_sha}"
@@ -232,6 +236,30 @@ def _capture(log_path: Path, callback: Callback | None, seen: list[str]) -> Iter
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as file, contextlib.redirect_stdout(_TaskLog(file, callback, seen)):
         yield
+
+
+@dataclass(frozen=True)
+class LocalRetrainer:
+    """Retrains on this machine: the pipeline through kfp.local, its outcome known when it returns.
+
+    What the monitor and the replay are given where the command starts
+    (:class:`ctloop.app.monitor_pass.Retrainer`).
+    """
+
+    git_sha: str = "monitor"
+    runner: str = ""
+
+    def __call__(self, settings: Settings, start: str, end: str, as_of: str) -> Retrain:
+        """Run it: ``promoted`` (with the version), ``not blessed`` or ``failed`` (with the reasons)."""
+        try:
+            run_ = run(settings, start, end, git_sha=self.git_sha, as_of=as_of, runner=self.runner)
+        except PipelineStepError as exc:
+            log.warning("retrain failed: %s", exc)
+            return Retrain("failed", reasons=(f"step {exc.task}: {exc.detail}",))
+        reasons = tuple(str(r) for r in run_.artifact_metadata("gate", "decision").get("reasons", []))
+        if run_.output("gate") != "blessed":
+            return Retrain("not blessed", reasons=reasons)
+        return Retrain("promoted", run_.output("register"), reasons)
 
 
 def run(

@@ -14,10 +14,8 @@ from components.register import register
 from components.train import train
 from components.training_set import training_set
 from components.validate import validate
-from ctloop.config import Settings
+from ctloop.config import TRAINING_PIPELINE, Settings
 from pipelines.local import TASK_ENV
-
-PIPELINE_NAME = "flight-delay-training"
 
 
 def build(
@@ -29,7 +27,7 @@ def build(
     in the pod. A local run passes the settings with this checkout's root instead.
     """
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="Train, gate and register the flight-delay model on a window.")
+    @dsl.pipeline(name=TRAINING_PIPELINE, description="Train, gate and register the flight-delay model on a window.")
     def flight_delay_training(
         settings_json: str = settings.to_json(portable=True),
         start: str = "2013-01-01",

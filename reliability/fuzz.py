@@ -42,7 +42,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from ctloop.flight_request import CARRIERS, ORIGINS, REQUIRED_FIELDS
+from ctloop.contract.flight_request import CARRIERS, ORIGINS, REQUIRED_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT_PATH = ROOT / "serving" / "openapi.yaml"

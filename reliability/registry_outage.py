@@ -32,8 +32,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ctloop.adapters.services import ServiceError, free_port, port_open, wait_until
 from ctloop.config import Settings
-from ctloop.services import ServiceError, free_port, port_open, wait_until
 
 KILL_POINTS = {
     "run_started": "run %s started",
@@ -44,7 +44,7 @@ KILL_POINTS = {
 right after the MLflow run was created (nothing logged to it yet); after the run was logged and
 closed, before the model version; after the model version was created, before its answer is used."""
 
-REGISTRY_LOGGER = "ctloop.registry"
+REGISTRY_LOGGER = "ctloop.adapters.registry"
 GIT_SHA = "0" * 40
 
 
@@ -245,8 +245,8 @@ def register_through_outage(
     lineage: dict[str, str],
 ) -> Outage:
     """Register with the server killed at ``point``; restart it; the same register twice more."""
-    from ctloop import pipeline_steps
-    from ctloop.registry import Registry, RegistryError
+    from ctloop.adapters.registry import Registry, RegistryError
+    from ctloop.app import pipeline_steps
 
     if not server.running:
         server.start()

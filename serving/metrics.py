@@ -5,7 +5,7 @@ counter update is one write to a memory-mapped file. Every gunicorn worker write
 under ``PROMETHEUS_MULTIPROC_DIR``; :func:`exposition` merges them.
 
 Drift from metrics alone: each feature's value is counted in the bucket the training reference
-cut (``ctloop.buckets``, cut points in the model's metadata) per model version, and so is each
+cut (``ctloop.contract.buckets``, cut points in the model's metadata) per model version, and so is each
 predicted probability. Delayed-label performance: feedback counts outcomes per predicted
 probability bucket (a histogram per outcome gives AUC and calibration) and sums squared errors
 (Brier).
@@ -31,7 +31,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from ctloop import buckets
+from ctloop.contract import buckets
 from serving.model_store import LoadedModel
 
 PREDICTION_CUTS = tuple(buckets.PREDICTION_CUTS)
@@ -48,7 +48,7 @@ http_seconds = Histogram(
 predictions = Counter("ctloop_predictions", "Flights scored", ["model_version"])
 prediction_bucket = Counter(
     "ctloop_prediction_bucket",
-    "Flights scored per predicted-probability bucket (cuts: ctloop.buckets)",
+    "Flights scored per predicted-probability bucket (cuts: ctloop.contract.buckets)",
     ["model_version", "bucket"],
 )
 feature_bucket = Counter(

@@ -1,7 +1,7 @@
 """``FlightDelayModel``: the Seldon Core model class (``seldon-core-microservice serving.model.FlightDelayModel``).
 
 Per request: validate, enrich each flight with the feature service's online features (Feast
-feature server) and its request-time features (``ctloop.flight_request``, the definition Feast's
+feature server) and its request-time features (``ctloop.contract.flight_request``, the definition Feast's
 on-demand view uses in training), score with ONNX, count drift buckets, answer with the
 probabilities and ``meta.tags`` naming the model version, alias and feature service. A request
 whose body carries the features (``data.names`` + ``data.ndarray``) skips enrichment.
@@ -18,7 +18,7 @@ import numpy as np
 from flask import g
 from seldon_core.utils import json_to_seldon_message
 
-from ctloop.flight_request import Flight, request_features
+from ctloop.contract.flight_request import Flight, request_features
 from serving import metrics
 from serving.errors import ServingError
 from serving.features_client import FeatureClient, all_missing

@@ -20,11 +20,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-log = logging.getLogger(__name__)
+from ctloop.contract.layout import METADATA_FILE, MODEL_CARD, ONNX_FILE
 
-ONNX_FILE = "model.onnx"
-METADATA_FILE = "metadata.json"
-CARD_FILE = "model.json"
+log = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):
@@ -86,7 +84,7 @@ def load_model(folder: Path, target: str, fallback_card: dict[str, Any] | None =
     """
     try:
         metadata = json.loads((folder / METADATA_FILE).read_text())
-        card_file = folder / CARD_FILE
+        card_file = folder / MODEL_CARD
         card = json.loads(card_file.read_text()) if card_file.exists() or not fallback_card else dict(fallback_card)
         session = _session(folder / ONNX_FILE)
     except (OSError, ValueError) as exc:

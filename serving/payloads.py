@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from ctloop.flight_request import Flight, RequestError, parse_flights
+from ctloop.contract.flight_request import Flight, RequestError, parse_flights
 from serving.errors import ServingError, bad_field
 
 PREDICTION_NAME = "delay_probability"

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ctloop import data, featurestore, pipeline_steps, services
+from ctloop.adapters import featurestore, services
+from ctloop.app import pipeline_steps
 from ctloop.config import Settings
+from ctloop.core import data
 from tests.recording import Recorder, recording_server
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ctloop.config import ConfigError, Settings
+from ctloop.config import TRAINING_PIPELINE, ConfigError, Settings
 
 app = typer.Typer(
     help="Level-2 continuous training for flight-delay prediction.",
@@ -55,15 +55,15 @@ class UserError(Exception):
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     # imported only when an error is being handled: module imports here stay cheap
-    from ctloop.containers import ContainerError
-    from ctloop.data import DataSourceError
-    from ctloop.kfp_client import KfpError
-    from ctloop.kube import KubeError
-    from ctloop.metrics_source import MetricsSourceError
-    from ctloop.registry import RegistryError
-    from ctloop.schema import DataValidationError
-    from ctloop.services import ServiceError
-    from ctloop.train import TrainingError
+    from ctloop.adapters.containers import ContainerError
+    from ctloop.adapters.kfp_client import KfpError
+    from ctloop.adapters.kube import KubeError
+    from ctloop.adapters.metrics_source import MetricsSourceError
+    from ctloop.adapters.registry import RegistryError
+    from ctloop.adapters.services import ServiceError
+    from ctloop.core.data import DataSourceError
+    from ctloop.core.schema import DataValidationError
+    from ctloop.core.train import TrainingError
 
     return (
         UserError,
@@ -114,7 +114,7 @@ def scoped_settings(config: Path, replay: bool) -> Settings:
     settings = load_settings(config)
     if not replay:
         return settings
-    from ctloop.replay import replay_settings
+    from ctloop.app.replay import replay_settings
 
     return replay_settings(settings)
 
@@ -131,7 +131,7 @@ def git_sha(root: str) -> str:
 @contextmanager
 def online_store(settings: Settings) -> Iterator[None]:
     """Redis on loopback for the duration of a command (reused if one already answers)."""
-    from ctloop.services import redis_running
+    from ctloop.adapters.services import redis_running
 
     with redis_running(settings.services.redis_port, settings.data_dir / "redis"):
         yield
@@ -151,12 +151,12 @@ def _progress() -> Progress:
 
 def run_training(settings: Settings, start: str, end: str, promote: bool) -> Any:
     """Run the pipeline locally with a progress display; return the finished run."""
-    from ctloop.data import Window
+    from ctloop.core.data import Window
     from pipelines import local
 
     Window.parse(start, end)  # a readable error before anything starts
     with online_store(settings), _progress() as progress:
-        bar = progress.add_task("flight-delay-training", total=len(local.TASKS))
+        bar = progress.add_task(TRAINING_PIPELINE, total=len(local.TASKS))
 
         def on_event(task: str, event: str) -> None:
             if event == "started":
@@ -179,7 +179,7 @@ def _fmt(value: Any) -> str:
 
 def summary_table(settings: Settings, run: Any) -> Table:
     """What a training run did, in one table."""
-    from ctloop.registry import Registry
+    from ctloop.adapters.registry import Registry
 
     ingest = run.artifact_metadata("ingest", "snapshot")
     doc = run.evaluation() or {}
@@ -290,10 +290,10 @@ def run_replay(settings: Settings, quick: bool) -> None:
     """Run the replay with a progress display, then print its summary and where the report is."""
     import pandas as pd
 
-    from ctloop import featurestore  # noqa: F401 - imported before quiet_warnings(): see there
+    from ctloop.adapters import featurestore  # noqa: F401 - imported before quiet_warnings(): see there
 
     quiet_warnings()
-    from ctloop import replay as rp
+    from ctloop.app import replay as rp
 
     plan = rp.Plan.from_settings(settings, quick)
     hours = int((plan.ends - plan.begins) / rp.STEP)
@@ -313,7 +313,10 @@ def run_replay(settings: Settings, quick: bool) -> None:
                     description=f"{local:%Y-%m-%d %H:00} serving v{loop.serving_version} | {loop.last_decision}",
                 )
 
-        outcome = rp.run(settings, quick=quick, git_sha=git_sha(settings.root), on_stage=on_stage, on_step=on_step)
+        from pipelines.local import LocalRetrainer
+
+        retrain = LocalRetrainer(git_sha=git_sha(settings.root))
+        outcome = rp.run(settings, retrain, quick=quick, on_stage=on_stage, on_step=on_step)
         progress.update(bar, completed=hours, description="replay: done")
     console.print(replay_table(outcome.summary))
     console.print(f"report: {outcome.report_dir / 'index.html'}")
@@ -355,7 +358,7 @@ def replay_table(figures: dict[str, Any]) -> Table:
 @friendly
 def models(replay: ReplayOption = False, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     """Registered versions with aliases and lineage tags."""
-    from ctloop.registry import Registry
+    from ctloop.adapters.registry import Registry
 
     settings = scoped_settings(config, replay)
     registry = Registry(settings)
@@ -394,8 +397,8 @@ def models(replay: ReplayOption = False, config: ConfigOption = Path(DEFAULT_CON
 @friendly
 def promote(version: str, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     """Point the `champion` alias at VERSION (the previous champion stays a version) and deploy it."""
-    from ctloop.deploy import deploy
-    from ctloop.registry import Registry
+    from ctloop.adapters.registry import Registry
+    from ctloop.app.deploy import deploy
 
     settings = load_settings(config)
     previous = Registry(settings).promote(version)
@@ -412,7 +415,7 @@ def rollback(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     The version left is marked rolled back and is never a rollback target again: a second
     rollback goes one promotion further back. `ctloop promote` of it lifts the mark.
     """
-    from ctloop.deploy import rollback as roll_back
+    from ctloop.app.deploy import rollback as roll_back
 
     done = roll_back(load_settings(config))
     console.print(f"champion: v{done.version} (rolled back from v{done.left})")
@@ -427,11 +430,26 @@ def deploy(
     config: ConfigOption = Path(DEFAULT_CONFIG),
 ) -> None:
     """Resolve ALIAS to a version and deploy it: the local serving link, or the cluster's SeldonDeployment."""
-    from ctloop.deploy import deploy as deploy_to
+    from ctloop.app.deploy import deploy as deploy_to
 
     done = deploy_to(load_settings(config), alias)
     state = "switched to" if done.switched else "already at"
     console.print(f"serving {state} v{done.version} ({alias}): {done.path}")
+
+
+def watch_for(settings: Settings) -> Any:
+    """Where a monitoring pass reads and retrains, chosen once here.
+
+    A cluster (``[monitor] prometheus_url``): Prometheus, the registry and the KFP server. This
+    machine: serving's ``/metrics``, the serving folder, files and kfp.local.
+    """
+    from ctloop.app import monitor_pass
+
+    if settings.monitor.prometheus_url:
+        return monitor_pass.on_cluster(settings)
+    from pipelines.local import LocalRetrainer
+
+    return monitor_pass.on_this_machine(settings, LocalRetrainer())
 
 
 @app.command()
@@ -442,11 +460,11 @@ def monitor(
     config: ConfigOption = Path(DEFAULT_CONFIG),
 ) -> None:
     """One monitoring pass: drift and delayed-label performance from serving's metrics, the policy, maybe a retrain."""
-    from ctloop.monitor_pass import monitor_pass
+    from ctloop.app.monitor_pass import monitor_pass
 
     settings = load_settings(config)
     clock = datetime.fromisoformat(now) if now else datetime.now(tz=UTC).replace(tzinfo=None)
-    result = monitor_pass(settings, clock, dry_run=dry_run)
+    result = monitor_pass(settings, clock, watch_for(settings), dry_run=dry_run)
     d = result.decision
     table = Table(title=f"monitor at {d.at} — model v{d.model_version}", show_header=False)
     table.add_row("triggers", ", ".join(d.triggers) or "none")
@@ -489,7 +507,7 @@ def serve(
     import signal
     import time
 
-    from ctloop.stack import Containers, serving_stack
+    from ctloop.app.stack import Containers, serving_stack
 
     settings = load_settings(config)
     launcher = Containers(settings, settings.pipeline.image_tag or git_sha(settings.root)) if containers else None
@@ -591,12 +609,6 @@ HostOption = Annotated[
 ShaOption = Annotated[str, typer.Option("--version", help="Pipeline version name (default: the checkout's git SHA).")]
 
 
-def _pipeline_name() -> str:
-    from pipelines.training import PIPELINE_NAME
-
-    return PIPELINE_NAME
-
-
 @pipeline_app.command("upload")
 @friendly
 def pipeline_upload(
@@ -607,7 +619,7 @@ def pipeline_upload(
     """Compile the pipeline for the platform image of VERSION (git SHA) and upload it as that version."""
     import tempfile
 
-    from ctloop.kfp_client import Kfp
+    from ctloop.adapters.kfp_client import Kfp
 
     settings = load_settings(config)
     sha = version or git_sha(settings.root)
@@ -618,9 +630,11 @@ def pipeline_upload(
     compiled = subprocess.run(args, check=False, capture_output=True, text=True)
     if compiled.returncode:
         raise UserError(f"compiling the pipeline failed: {compiled.stderr.strip()[-300:]}")
-    done = Kfp(host).upload(package, _pipeline_name(), sha, description=f"ctloop {sha[:12]}")
+    done = Kfp(host).upload(package, TRAINING_PIPELINE, sha, description=f"ctloop {sha[:12]}")
     state = "uploaded" if done.created else "already uploaded (nothing to do)"
-    console.print(f"{_pipeline_name()} version {sha}: {state} (pipeline {done.pipeline_id}, version {done.version_id})")
+    console.print(
+        f"{TRAINING_PIPELINE} version {sha}: {state} (pipeline {done.pipeline_id}, version {done.version_id})"
+    )
 
 
 @pipeline_app.command("run")
@@ -634,14 +648,14 @@ def pipeline_run(
     config: ConfigOption = Path("config/cluster.toml"),
 ) -> None:
     """Start a run of an uploaded pipeline version on a window."""
-    from ctloop.kfp_client import Kfp
+    from ctloop.adapters.kfp_client import Kfp
 
     settings = load_settings(config)
     sha = version or git_sha(settings.root)
     # this environment's settings, portable: the run resolves its paths in its pods
     params = {"start": start, "end": end, "settings_json": settings.to_json(portable=True)}
-    run_id = Kfp(host).run(_pipeline_name(), sha, experiment, f"train-{start}-{end}", params)
-    console.print(f"started run {run_id} of {_pipeline_name()} {sha[:12]} ({start}..{end})")
+    run_id = Kfp(host).run(TRAINING_PIPELINE, sha, experiment, f"train-{start}-{end}", params)
+    console.print(f"started run {run_id} of {TRAINING_PIPELINE} {sha[:12]} ({start}..{end})")
 
 
 @pipeline_app.command("schedule")
@@ -657,12 +671,12 @@ def pipeline_schedule(
     config: ConfigOption = Path("config/cluster.toml"),
 ) -> None:
     """Create or update the recurring run NAME for a pipeline version (the CT loop's fallback trigger)."""
-    from ctloop.kfp_client import Kfp
+    from ctloop.adapters.kfp_client import Kfp
 
     settings = load_settings(config)
     sha = version or git_sha(settings.root)
     params = {"start": start, "end": end, "settings_json": settings.to_json(portable=True)}
-    run_id, changed = Kfp(host).schedule(_pipeline_name(), sha, experiment, name, cron, params)
+    run_id, changed = Kfp(host).schedule(TRAINING_PIPELINE, sha, experiment, name, cron, params)
     console.print(f"recurring run {name} ({run_id}): {'created' if changed else 'unchanged'}, cron {cron!r}")
 
 
@@ -670,7 +684,7 @@ def pipeline_schedule(
 @friendly
 def features_apply(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     """Register the Feast definitions of feature_repo/ in this environment's registry."""
-    from ctloop import featurestore as fs
+    from ctloop.adapters import featurestore as fs
 
     settings = load_settings(config)
     names = fs.apply(fs.open_store(settings), fs.definitions(settings))
@@ -683,7 +697,8 @@ def features_materialize(
     start: StartOption = "2013-01-01", end: EndOption = "2013-03-31", config: ConfigOption = Path(DEFAULT_CONFIG)
 ) -> None:
     """Ingest a window, compute its feature tables and load the online store up to END."""
-    from ctloop import data, pipeline_steps
+    from ctloop.app import pipeline_steps
+    from ctloop.core import data
 
     settings = load_settings(config)
     window = data.Window.parse(start, end)
@@ -698,7 +713,7 @@ def features_materialize(
 @friendly
 def features_load_online(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     """Load the online store with the offline feature tables' whole span (the cluster's materialize CronJob)."""
-    from ctloop import featurestore as fs
+    from ctloop.adapters import featurestore as fs
 
     settings = load_settings(config)
     start, end = fs.load_online(settings)

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+TRAINING_PIPELINE = "flight-delay-training"
+"""The training pipeline's name (``pipelines/training.py``): on the KFP server and in lineage."""
+
 
 class ConfigError(ValueError):
     """A settings file is missing, malformed or names an unknown field."""
@@ -55,7 +58,7 @@ def duration_s(text: str) -> float:
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    """The monitor: where it reads serving metrics, and the retraining policy (``ctloop.monitor``).
+    """The monitor: where it reads serving metrics, and the retraining policy (``ctloop.core.monitor``).
 
     ``prometheus_url`` set (a cluster): counters come from Prometheus's HTTP API as
     ``increase(...[window])``; empty: from the serving ``/metrics`` page, the window being the

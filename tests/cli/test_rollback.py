@@ -13,9 +13,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from ctloop import deploy
+from ctloop.adapters.registry import CHAMPION, Registry, RegistryError
+from ctloop.app import deploy
 from ctloop.config import Settings
-from ctloop.registry import CHAMPION, Registry, RegistryError
+from ctloop.contract import layout
 from tests.cli.test_cli import ctloop
 
 
@@ -49,7 +50,7 @@ def promote(config: Path, *versions: str) -> Registry:
 
 
 def served_version(config: Path) -> str:
-    card = deploy.serving_dir(Settings.load(config)) / deploy.CURRENT / deploy.MODEL_CARD
+    card = layout.serving_dir(Settings.load(config).data_dir) / layout.CURRENT / layout.MODEL_CARD
     return str(json.loads(card.read_text())["version"])
 
 

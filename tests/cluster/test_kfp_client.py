@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ctloop.kfp_client import Kfp, KfpError
+from ctloop.adapters.kfp_client import Kfp, KfpError
 
 PIPELINE = "flight-delay-training"
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -9,9 +9,9 @@ import jsonschema
 import pytest
 import yaml
 
-from ctloop import kube
-from ctloop.kube import CHALLENGER, CHAMPION, VERSION_LABEL, Kube, KubeError, ServedModel, render_predictors
-from ctloop.registry import RegistryError, serving_uri_for
+from ctloop.adapters import kube
+from ctloop.adapters.kube import CHALLENGER, CHAMPION, VERSION_LABEL, Kube, KubeError, ServedModel, render_predictors
+from ctloop.adapters.registry import RegistryError, serving_uri_for
 from tests.recording import kube_client
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ctloop.metrics_source import COUNTERS, MetricsSourceError, read_prometheus
-from ctloop.monitor import Counts
+from ctloop.adapters.metrics_source import COUNTERS, MetricsSourceError, read_prometheus
+from ctloop.core.monitor import Counts
 
 
 def test_each_counter_is_one_increase_query_summed_by_its_labels(recorder):

@@ -14,8 +14,8 @@ from components.ingest import ingest
 from components.train import train
 from components.training_set import training_set
 from components.validate import validate
-from ctloop import pipeline_steps
-from ctloop.schema import DataValidationError
+from ctloop.app import pipeline_steps
+from ctloop.core.schema import DataValidationError
 from tests.conftest import END, START
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ctloop import containers, services
+from ctloop.adapters import containers, services
 from ctloop.config import Settings
 from pipelines.local import LocalRun, run
 from tests.conftest import ROOT

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from ctloop import stack
-from ctloop.deploy import deploy
-from ctloop.registry import Registry
+from ctloop.adapters.registry import Registry
+from ctloop.app import stack
+from ctloop.app.deploy import deploy
 from pipelines import local
 from tests.containers.conftest import ours
 

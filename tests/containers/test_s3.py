@@ -20,10 +20,10 @@ import boto3
 import pandas as pd
 import pytest
 
-from ctloop import featurestore as fs
-from ctloop import services
+from ctloop.adapters import featurestore as fs
+from ctloop.adapters import services
+from ctloop.adapters.services import wait_until
 from ctloop.config import Settings
-from ctloop.services import wait_until
 
 BUCKET = "ctloop-feast"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "ctloop-test", "AWS_SECRET_ACCESS_KEY": "ctloop-test", "AWS_REGION": "us-east-1"}
@@ -57,7 +57,7 @@ ENTITIES = pd.DataFrame(
 JOIN = """
 import json, sys
 import pandas as pd
-from ctloop import featurestore as fs
+from ctloop.adapters import featurestore as fs
 from ctloop.config import Settings
 settings = Settings.from_json(sys.argv[1])
 entities = pd.read_json(sys.argv[2], orient="records", convert_dates=["event_timestamp"])

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ctloop import featurestore as fs
-from ctloop import services
+from ctloop.adapters import featurestore as fs
+from ctloop.adapters import services
 
 pytestmark = pytest.mark.slow
 FEAST = str(Path(sys.executable).parent / "feast")

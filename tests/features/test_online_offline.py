@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from feast import RepoConfig
 
-from ctloop import featurestore as fs
-from ctloop import pipeline_steps
+from ctloop.adapters import featurestore as fs
+from ctloop.app import pipeline_steps
 from tests.conftest import END, ROOT
 
 pytestmark = pytest.mark.slow

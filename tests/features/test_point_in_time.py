@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctloop import data, features, flight_request
+from ctloop.contract import flight_request
+from ctloop.core import data, features
 
 pytestmark = pytest.mark.slow
 SAMPLE = 300

@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import pytest
 
-from ctloop import pipeline_steps
-from ctloop.registry import CHALLENGER, HTTP_LIMITS, Registry, RegistryError
+from ctloop.adapters.registry import CHALLENGER, HTTP_LIMITS, Registry, RegistryError
+from ctloop.app import pipeline_steps
 from reliability import registry_outage
 from tests.cli.test_cli import ctloop
 from tests.conftest import END, START, make_settings

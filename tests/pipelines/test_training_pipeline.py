@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ctloop import data
-from ctloop.deploy import deploy_alias, serving_dir
-from ctloop.registry import CHALLENGER, CHAMPION, Registry
+from ctloop.adapters.registry import CHALLENGER, CHAMPION, Registry
+from ctloop.app.deploy import deploy_alias
+from ctloop.contract.layout import serving_dir
+from ctloop.core import data
 from pipelines import local
 from tests.conftest import END, START, make_settings
 
@@ -81,7 +82,7 @@ def test_better_model_is_promoted_and_old_champion_keeps_its_version(first_run, 
     registry = Registry(better)
     now = registry.by_alias(CHAMPION)
     assert now.version == run.output("register") != before.version
-    served = json.loads((serving_dir(better) / "current" / "model.json").read_text())
+    served = json.loads((serving_dir(better.data_dir) / "current" / "model.json").read_text())
     assert served["version"] == now.version  # the register step deployed it: a running server swaps
     kept = registry.get(before.version)
     assert kept.tags["data_sha256"] == before.tags["data_sha256"] and kept.run_id == before.run_id
@@ -110,7 +111,7 @@ def test_deploy_exports_the_champion_for_serving(first_run, weak):
     deployed = deploy_alias(weak)
     champion = Registry(weak).by_alias(CHAMPION)
     assert deployed.version == champion.version
-    current = serving_dir(weak) / "current"
+    current = serving_dir(weak.data_dir) / "current"
     card = json.loads((current / "model.json").read_text())
     assert card["version"] == champion.version and card["alias"] == CHAMPION
     assert card["feature_service"] == "flight_delay_v1"

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from ctloop import deploy, stack
-from ctloop.registry import CHAMPION, Registry
+from ctloop.adapters.registry import CHAMPION, Registry
+from ctloop.app import deploy, stack
 from reliability import load
 from tests.serving.conftest import flights_payload, promote_and_deploy
 from tests.serving.test_endpoint import GOOD

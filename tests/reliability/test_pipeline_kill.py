@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ctloop.registry import CHAMPION, Registry
+from ctloop.adapters.registry import CHAMPION, Registry
 from pipelines import local
 from reliability import load, pipeline_kill
 from tests.conftest import END, START, make_settings

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ctloop import pipeline_steps
-from ctloop.registry import HTTP_LIMITS, RegistryError
+from ctloop.adapters.registry import HTTP_LIMITS, RegistryError
+from ctloop.app import pipeline_steps
 from reliability import load, registry_outage
 from tests.conftest import END, START, make_settings
 

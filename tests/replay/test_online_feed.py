@@ -10,10 +10,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from ctloop import data, features, services
-from ctloop import featurestore as fs
+from ctloop.adapters import featurestore as fs
+from ctloop.adapters import services
+from ctloop.app.replay import local_midnight, warm_feed
 from ctloop.config import Settings
-from ctloop.replay import local_midnight, warm_feed
+from ctloop.core import data, features
 
 pytestmark = pytest.mark.slow
 

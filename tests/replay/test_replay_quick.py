@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from ctloop import data, services
-from ctloop.replay import RESULTS_FILE, SUMMARY_FILE, local_midnight
+from ctloop.adapters import services
+from ctloop.app.replay import RESULTS_FILE, SUMMARY_FILE, local_midnight
+from ctloop.core import data
 
 pytestmark = pytest.mark.slow
 

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
-from ctloop import deploy, services, stack
-from ctloop import train as core
+from ctloop.adapters import services
+from ctloop.adapters.registry import Registry
+from ctloop.app import deploy, stack
 from ctloop.config import Settings
-from ctloop.registry import Registry
+from ctloop.contract import layout
+from ctloop.core import train as core
 from tests.conftest import END
 
 
@@ -105,4 +107,4 @@ def flights_payload(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def model_dir(settings: Settings) -> Path:
     """The served link."""
-    return deploy.serving_dir(settings) / deploy.CURRENT
+    return layout.serving_dir(settings.data_dir) / layout.CURRENT

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from ctloop import deploy, kube
-from ctloop.kube import VERSION_LABEL
-from ctloop.registry import Registry
+from ctloop.adapters import kube
+from ctloop.adapters.kube import VERSION_LABEL
+from ctloop.adapters.registry import Registry
+from ctloop.app import deploy
 from tests.recording import kube_client
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ctloop import data, services, stack
-from ctloop import featurestore as fs
-from ctloop.features import as_float_matrix
+from ctloop.adapters import featurestore as fs
+from ctloop.adapters import services
+from ctloop.app import stack
+from ctloop.core import data
+from ctloop.core.features import as_float_matrix
 from tests.serving.conftest import call, flights_payload, promote_and_deploy
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from ctloop import featurestore as fs
+from ctloop.adapters import featurestore as fs
 from serving.errors import FeatureServerUnavailableError
 from serving.features_client import FeatureClient
 
@@ -54,7 +54,7 @@ def test_unknown_keys_give_nan_not_an_error(live, registered):
 
 def test_nothing_listening_is_feature_server_unavailable(registered):
     """A refused connection is a 503-class error naming the server."""
-    from ctloop import services
+    from ctloop.adapters import services
 
     layout = registered.bundles["1"].metadata["feature_layout"]["views"]
     dead = FeatureClient(f"http://127.0.0.1:{services.free_port()}", layout, 0.5, 0.0, 10)

@@ -9,7 +9,8 @@ from datetime import datetime
 
 import pytest
 
-from ctloop.monitor_pass import monitor_pass
+from ctloop.app.monitor_pass import monitor_pass, on_this_machine
+from pipelines.local import LocalRetrainer
 from tests.serving.conftest import call, flights_payload
 from tests.serving.test_endpoint import sample_flights
 
@@ -21,7 +22,7 @@ def test_passes_read_the_window_since_the_previous_one_and_log_decisions(live, r
     settings = registered.settings.replace(monitor=replace(registered.settings.monitor, window="1d"))
     url = f"{live.rest_url}/api/v1.0/predictions"
     time.sleep(0.3)  # earlier traffic flushed to the metrics page
-    monitor_pass(settings, datetime(2013, 3, 16), dry_run=True)
+    monitor_pass(settings, datetime(2013, 3, 16), on_this_machine(settings, LocalRetrainer()), dry_run=True)
     rows = sample_flights(snapshot, 12)
     _, answer = call(url, flights_payload(rows))
     status, _ = call(
@@ -29,7 +30,7 @@ def test_passes_read_the_window_since_the_previous_one_and_log_decisions(live, r
     )
     assert status == 200
     time.sleep(0.3)
-    second = monitor_pass(settings, datetime(2013, 3, 17), dry_run=True)
+    second = monitor_pass(settings, datetime(2013, 3, 17), on_this_machine(settings, LocalRetrainer()), dry_run=True)
     assert second.decision.numbers["rows"] == 12
     assert any("12 flights scored" in r for r in second.decision.reasons)  # below min_rows: drift not judged
     log = [json.loads(line) for line in (settings.data_dir / "monitor" / "decisions.jsonl").read_text().splitlines()]
@@ -38,7 +39,8 @@ def test_passes_read_the_window_since_the_previous_one_and_log_decisions(live, r
 
 def test_an_old_champion_triggers_a_scheduled_retrain_on_the_window_before_now(live, registered):
     """Months after the champion's data: the schedule fires; a dry run records the window it would train on."""
-    result = monitor_pass(registered.settings, datetime(2013, 6, 1), dry_run=True)
+    watch = on_this_machine(registered.settings, LocalRetrainer())
+    result = monitor_pass(registered.settings, datetime(2013, 6, 1), watch, dry_run=True)
     assert "schedule" in result.decision.triggers and result.decision.retrain
     assert result.outcome == "dry run"
     assert result.decision.numbers["model_age_days"] > 28
@@ -48,8 +50,8 @@ def test_on_a_cluster_the_policy_memory_lives_in_the_registry(registered, tmp_pa
     """With a cluster deploy target, the last run's state round-trips through registered-model tags."""
     from dataclasses import replace
 
-    from ctloop.monitor import State
-    from ctloop.monitor_pass import load_state, save_state
+    from ctloop.app.monitor_pass import load_state, save_state
+    from ctloop.core.monitor import State
 
     settings = registered.settings.replace(deploy=replace(registered.settings.deploy, target="seldon"))
     assert load_state(settings, tmp_path) == State()

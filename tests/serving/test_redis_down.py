@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from ctloop import services, stack
+from ctloop.adapters import services
+from ctloop.app import stack
 from tests.serving.conftest import call, flights_payload
 from tests.serving.test_endpoint import GOOD
 
@@ -36,7 +37,7 @@ def test_redis_down_is_503_then_recovers(registered, tmp_path):
         services.wait_until(lambda: call(f"{running.rest_url}/health/status")[0] == 503, "readiness false", 5)
         redis = services.start_redis(port, tmp_path / "redis")
         try:
-            from ctloop import featurestore as fs
+            from ctloop.adapters import featurestore as fs
 
             fs.load_online(settings)  # a new Redis is empty: the online store is rebuilt, as on a restart
             services.wait_until(lambda: call(url, flights_payload([GOOD]))[0] == 200, "recovery", 10)

@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 import redis
 
-from ctloop import data, features
-from ctloop import featurestore as fs
-from ctloop.monitor_pass import monitor_pass
-from ctloop.replay import Endpoint, Loop, Plan, Sender, replay_flights, warm_feed
+from ctloop.adapters import featurestore as fs
+from ctloop.app.monitor_pass import monitor_pass, on_this_machine
+from ctloop.app.replay import Endpoint, Loop, Plan, Sender, replay_flights, warm_feed
+from ctloop.core import data, features
+from pipelines.local import LocalRetrainer
 
 pytestmark = pytest.mark.slow
 
@@ -44,11 +45,12 @@ def replay_week(settings, live, snapshot, change=None) -> Any:
         flights.requests = [change(r) for r in flights.requests]
     fs.load_online(settings, plan.begins.to_pydatetime())  # static plane rows, and everything up to the start
     feed = warm_feed(fs.open_store(settings), tables, plan.begins.to_pydatetime())
+    watch = on_this_machine(settings, LocalRetrainer())
     loop = Loop(
-        settings, plan, flights, Endpoint(live.rest_url), feed, lambda: None, Sender(live.rest_url), dry_run=True
+        settings, plan, flights, Endpoint(live.rest_url), feed, lambda: None, Sender(live.rest_url), watch, dry_run=True
     )
     loop.run()
-    return monitor_pass(settings, plan.ends.tz_localize(None).to_pydatetime(), dry_run=True)
+    return monitor_pass(settings, plan.ends.tz_localize(None).to_pydatetime(), watch, dry_run=True)
 
 
 def test_a_shifted_week_fires_drift_and_the_same_week_unshifted_does_not(live, registered, snapshot):

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from ctloop import deploy
+from ctloop.app import deploy
+from ctloop.contract import layout
 from reliability import load
 from tests.serving.conftest import call, flights_payload, promote_and_deploy
 from tests.serving.test_endpoint import GOOD
@@ -45,7 +46,7 @@ def test_the_rolled_back_version_is_not_the_next_target(live, registered, champi
     assert deploy.rollback(settings).version == "1"
     with pytest.raises(deploy.RegistryError, match="no earlier version to roll back to"):
         deploy.rollback(settings)
-    assert (deploy.serving_dir(settings) / deploy.CURRENT).readlink().name == "v1"
+    assert (layout.serving_dir(settings.data_dir) / layout.CURRENT).readlink().name == "v1"
     time.sleep(settings.serving.swap_check_s)
     for _ in range(6):  # both workers answer with v1
         status, answer = call(f"{live.rest_url}{load.PREDICT_PATH}", flights_payload([GOOD]))

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from ctloop import buckets
-from ctloop.train import bucket_fractions
+from ctloop.contract import buckets
+from ctloop.core.train import bucket_fractions
 
 CUTS = [1.0, 2.0, 2.0, 5.0]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ctloop import containers
+from ctloop.adapters import containers
 from tests.conftest import ROOT
 
 CTLOOP = str(Path(sys.executable).parent / "ctloop")

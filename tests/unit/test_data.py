@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ctloop import data
+from ctloop.core import data
 
 RAW_BASE = {
     "year": 2013,

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from ctloop import evaluate as ev
 from ctloop.config import GateSettings
-from ctloop.gate import decide
+from ctloop.core import evaluate as ev
+from ctloop.core.gate import decide
 
 
 @pytest.fixture(scope="module")

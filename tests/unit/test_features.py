@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctloop import features, flight_request
+from ctloop.contract import flight_request
+from ctloop.core import features
 
 WINDOWS = {"3d": 3, "7d": 7}
 FIRST = pd.Timestamp("2013-01-10", tz="UTC")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ctloop import features, flight_request
-from ctloop.flight_request import RequestError, parse_flight, parse_flights
+from ctloop.contract import flight_request
+from ctloop.contract.flight_request import RequestError, parse_flight, parse_flights
+from ctloop.core import features
 
 GOOD = {"origin": "JFK", "carrier": "B6", "tailnum": "N503JB", "dest": "BOS", "sched_dep": "2013-04-02T08:30"}
 GOOD = {**GOOD, "distance": 187}

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from ctloop.config import GateSettings
-from ctloop.evaluate import EvalResult, Scores
-from ctloop.gate import BLESSED, ONNX_TOLERANCE, REJECTED, decide, skill
+from ctloop.core.evaluate import EvalResult, Scores
+from ctloop.core.gate import BLESSED, ONNX_TOLERANCE, REJECTED, decide, skill
 
 GATE = GateSettings(
     min_auc=0.65,

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from ctloop.config import GateSettings
-from ctloop.evaluate import EvalResult, Scores
-from ctloop.gate import decide, skill
+from ctloop.core.evaluate import EvalResult, Scores
+from ctloop.core.gate import decide, skill
 
 GATE = GateSettings()
 RATE = 0.25  # no-skill Brier 0.1875, log-loss 0.5623

@@ -10,7 +10,7 @@ LOG = """\
 05:01:02.000 - INFO - Executing task \x1b[96m'validate'\x1b[0m
     Traceback (most recent call last):
       File "/x/ephemeral_component.py", line 9, in validate
-    ctloop.schema.DataValidationError: flights: 1 rule(s) failed
+    ctloop.core.schema.DataValidationError: flights: 1 rule(s) failed
       - column 'arr_delay' failed in_range(-180, 2000) on 3 row(s), e.g. ['9999.0']
 
 05:01:03.000 - ERROR - Task \x1b[96m'validate'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctloop import train as core
 from ctloop.config import TrainParams
-from ctloop.features import as_float_matrix
+from ctloop.core import train as core
+from ctloop.core.features import as_float_matrix
 
 NAMES = ["x1", "x2", "x3"]
 PARAMS = TrainParams(eval_days=10, max_iter=40, seed=3)
@@ -86,7 +86,7 @@ def test_model_folder_round_trip(ts, tmp_path):
 
 def test_model_beats_the_baseline_when_features_carry_signal(ts):
     """The hour+carrier baseline cannot see x1/x2; the model can."""
-    from ctloop.evaluate import score
+    from ctloop.core.evaluate import score
 
     fit, held = core.split(ts, END, PARAMS.eval_days)
     bundle, _ = core.train(ts, END, PARAMS)

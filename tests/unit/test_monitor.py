@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ctloop import buckets
-from ctloop.monitor import Counts, Drift, Performance, Policy, Sample, State, decide, performance, psi, window_for
+from ctloop.contract import buckets
+from ctloop.core.monitor import Counts, Drift, Performance, Policy, Sample, State, decide, performance, psi, window_for
 
 NOW = datetime(2013, 7, 1)
 
@@ -84,8 +84,8 @@ def test_drift_of_a_real_shift_fires_and_of_the_same_distribution_does_not(train
     (Later weeks drift for real — carrier rates and temperature move within weeks — so the
     unshifted window is a random half of the same period, not the next weeks.)
     """
-    from ctloop import train as core
-    from ctloop.monitor import drift
+    from ctloop.core import train as core
+    from ctloop.core.monitor import drift
 
     frame = training_set.frame.sample(frac=1.0, random_state=3)
     fit, held = frame.iloc[: len(frame) // 2], frame.iloc[len(frame) // 2 :]

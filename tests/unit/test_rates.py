@@ -6,7 +6,8 @@ import math
 
 import pandas as pd
 
-from ctloop import data, features, flight_request
+from ctloop.contract import flight_request
+from ctloop.core import data, features
 
 
 def flights(rows):

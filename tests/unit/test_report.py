@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ctloop.monitor import Counts
-from ctloop.report import quarter_table, weekly_drift, weekly_metrics
+from ctloop.app.report import quarter_table, weekly_drift, weekly_metrics
+from ctloop.core.monitor import Counts
 
 
 def results(rows: list[tuple[str, int, float, float, int]]) -> pd.DataFrame:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from ctloop.deploy import CURRENT, switch_current
+from ctloop.app.deploy import switch_current
+from ctloop.contract.layout import CURRENT
 
 
 def test_switch_points_current_at_the_folder_and_is_idempotent(tmp_path):

@@ -19,7 +19,7 @@ def test_task_process_tunes_the_collector_once_and_exits_cleanly():
     """Thresholds raised, the exit-time freeze registered once however often it is called."""
     out = _fresh(
         "import atexit, gc, json\n"
-        "from ctloop import pipeline_steps\n"
+        "from ctloop.app import pipeline_steps\n"
         "before = atexit._ncallbacks()\n"
         "pipeline_steps.task_process(); pipeline_steps.task_process()\n"
         "print(json.dumps([gc.get_threshold(), atexit._ncallbacks() - before]))"
@@ -33,7 +33,7 @@ def test_the_gate_step_imports_no_pandas_numpy_or_sklearn():
     """The gate reads a JSON document: its task should not pay for the data stack."""
     out = _fresh(
         "import json, sys\n"
-        "from ctloop import pipeline_steps\n"
+        "from ctloop.app import pipeline_steps\n"
         "from ctloop.config import GateSettings\n"
         "doc = {'candidate': {'overall': {'rows': 10, 'positive_rate': 0.2, 'auc': 0.7, 'log_loss': 0.5,"
         " 'brier': 0.16}, 'slices': {}}, 'champion': None, 'onnx_max_abs_diff': 1e-7}\n"

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctloop import train as core
 from ctloop.config import TrainParams
-from ctloop.evaluate import score
-from ctloop.features import as_float_matrix
+from ctloop.contract import layout
+from ctloop.core import train as core
+from ctloop.core.evaluate import score
+from ctloop.core.features import as_float_matrix
 
 NAMES = ["carrier_rate", "wind_speed", "sched_hour"]
 PARAMS = TrainParams(seed=5, eval_days=8, max_iter=30, max_leaf_nodes=15, min_samples_leaf=20)
@@ -148,7 +149,7 @@ def test_model_bundle_round_trip(ts, tmp_path):
     """A saved bundle loads with the same predictions, ONNX bytes and metadata."""
     bundle, _ = core.train(ts, END, PARAMS)
     bundle.save(tmp_path / "model")
-    assert {p.name for p in (tmp_path / "model").iterdir()} == {core.MODEL_FILE, core.ONNX_FILE, core.METADATA_FILE}
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {core.MODEL_FILE, layout.ONNX_FILE, layout.METADATA_FILE}
     loaded = core.ModelBundle.load(tmp_path / "model")
     np.testing.assert_array_equal(
         core.predict(loaded.model, ts.frame, NAMES), core.predict(bundle.model, ts.frame, NAMES)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ctloop import data, schema
+from ctloop.core import data, schema
 
 WINDOW = data.Window.parse("2013-01-02", "2013-01-03")
 

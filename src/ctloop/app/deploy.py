@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ctloop.adapters.registry import CHALLENGER, CHAMPION, ModelVersion, Registry, RegistryError
 from ctloop.config import Settings
-from ctloop.registry import CHALLENGER, CHAMPION, ModelVersion, Registry, RegistryError
+from ctloop.contract.layout import CURRENT, MODEL_CARD, serving_dir
 
-CURRENT = "current"
-MODEL_CARD = "model.json"
 PROMOTED_FROM = "promoted_from"
 """Set by ``Registry.promote`` on the version it promotes: the champion it replaced ("" if none)."""
 ROLLED_BACK_TO = "rolled_back_to"
@@ -41,11 +40,6 @@ class Deployed:
     alias: str
     path: Path
     switched: bool
-
-
-def serving_dir(settings: Settings) -> Path:
-    """Where exported model folders and the ``current`` link live."""
-    return settings.data_dir / "serving"
 
 
 def export_version(registry: Registry, version: str, alias: str, target_root: Path) -> Path:
@@ -95,7 +89,7 @@ def deploy_alias(settings: Settings, alias: str = CHAMPION) -> Deployed:
     version = registry.by_alias(alias)
     if version is None:
         raise RegistryError(f"{settings.registry.model_name} has no version with alias {alias!r}: run `ctloop train`")
-    root = serving_dir(settings)
+    root = serving_dir(settings.data_dir)
     root.mkdir(parents=True, exist_ok=True)
     folder = export_version(registry, version.version, alias, root)
     return Deployed(version.version, alias, folder, switch_current(root, folder))
@@ -105,9 +99,9 @@ def deploy_seldon(settings: Settings, kube: Any = None) -> Deployed:
     """Give the cluster's SeldonDeployment the champion (and the challenger as a canary, if configured).
 
     The aliases are resolved here to versions and object-storage URIs (Seldon cannot resolve
-    ``models:/name@alias``); ``kube`` is a :class:`ctloop.kube.Kube` (built from settings if None).
+    ``models:/name@alias``); ``kube`` is a :class:`ctloop.adapters.kube.Kube` (built from settings if None).
     """
-    from ctloop import kube as k8s
+    from ctloop.adapters import kube as k8s
 
     registry = Registry(settings)
     champion = registry.by_alias(CHAMPION)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ctloop.flight_request import UNKNOWN_TAILNUM
+from ctloop.contract.flight_request import UNKNOWN_TAILNUM
 
 WEATHER_FEATURES = ("temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib")
 CARRIER_WINDOWS_D = {"7d": 7, "28d": 28}

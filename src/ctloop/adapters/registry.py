@@ -275,7 +275,8 @@ class Registry:
             if existing is not None:
                 log.info("version %s already registered for %s", existing.version, key)
                 return existing
-        from ctloop.train import METADATA_FILE, ONNX_FILE, TRUSTED_SKOPS_TYPES, ModelBundle
+        from ctloop.contract.layout import METADATA_FILE, ONNX_FILE
+        from ctloop.core.train import TRUSTED_SKOPS_TYPES, ModelBundle
 
         bundle = ModelBundle.load(model_dir)
         requirements = pinned_requirements()

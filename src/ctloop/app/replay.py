@@ -10,7 +10,7 @@
      keeps the newest event per key, so the replay starts from a Redis of its own, empty);
    - feedback: each served flight whose outcome is known by ``now`` (``outcome_known_at``) goes
      back to ``/api/v1.0/feedback`` with the response that scored it;
-   - at local midnight: one monitoring pass (``ctloop.monitor_pass``, what the cluster's CronJob
+   - at local midnight: one monitoring pass (``ctloop.app.monitor_pass``, what the cluster's CronJob
      runs) — drift and delayed-label performance from serving's ``/metrics``, the policy, and, if
      it says so, the same training pipeline on the window before ``now``, its gate and a promotion
      that serving hot-swaps to;
@@ -41,9 +41,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ctloop import data, features
+from ctloop.app.monitor_pass import Retrainer, Watch, on_this_machine
+from ctloop.app.report import Event, ReplayRecord
 from ctloop.config import Settings
-from ctloop.monitor import Counts, Sample
+from ctloop.contract import layout
+from ctloop.core import data, features
+from ctloop.core.monitor import Counts, Sample
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +214,7 @@ class Endpoint:
 
     def metrics(self) -> list[Sample]:
         """The counters on serving's metrics page."""
-        from ctloop.metrics_source import read_page
+        from ctloop.adapters.metrics_source import read_page
 
         return read_page(f"{self.base_url}/metrics")
 
@@ -275,21 +278,6 @@ def readings_by_version(samples: list[Sample]) -> dict[str, Counts]:
 
 
 @dataclass
-class Event:
-    """A monitoring pass that did more than look: a trigger fired."""
-
-    at: str
-    model_version: str
-    triggers: list[str]
-    reasons: list[str]
-    outcome: str
-    window: list[str] | None
-    new_version: str | None
-    gate_reasons: list[str]
-    numbers: dict[str, Any]
-
-
-@dataclass
 class Timings:
     """Wall time per stage, and per request."""
 
@@ -316,9 +304,11 @@ class Loop:
     flights: Flights
     endpoint: Endpoint
     feed: Any
-    """A :class:`ctloop.featurestore.OnlineFeed`."""
+    """A :class:`ctloop.adapters.featurestore.OnlineFeed`."""
     refresh_offline: Callable[[], None]
     sender: Sender
+    watch: Watch
+    """Where monitoring passes read and retrain (:func:`ctloop.app.monitor_pass.on_this_machine`)."""
     timings: Timings = field(default_factory=Timings)
     events: list[Event] = field(default_factory=list)
     passes: int = 0
@@ -331,6 +321,10 @@ class Loop:
     """(seconds, flights in the window) of each pass that started no retrain."""
     month_pass: dict[str, float] = field(default_factory=dict)
     """A pass over the last four weeks' traffic, timed at the end (seconds, flights)."""
+
+    def record(self) -> ReplayRecord:
+        """What the report needs of this replay, as plain data."""
+        return ReplayRecord(self.plan.start.isoformat(), list(self.events), list(self.weekly), list(self.timings.requests))
 
     def run(self, progress: Callable[[pd.Timestamp, Loop], None] | None = None) -> None:
         """Advance the clock hour by hour to the end of the plan."""
@@ -354,13 +348,13 @@ class Loop:
         Read the metrics page, take the window against the reading four weeks back, compute drift
         and performance, apply the policy: what ``monitor_pass`` does, less its two small files.
         """
-        from ctloop.deploy import serving_dir
-        from ctloop.monitor import State, decide, drift, performance
+        from ctloop.contract.layout import METADATA_FILE, serving_dir
+        from ctloop.core.monitor import State, decide, drift, performance
 
         if len(self.weekly) < 2:
             return {}
         version = self.serving_version
-        reference = json.loads((serving_dir(self.settings) / f"v{version}" / "metadata.json").read_text())
+        reference = json.loads((serving_dir(self.settings.data_dir) / f"v{version}" / METADATA_FILE).read_text())
         earlier = self.weekly[max(0, len(self.weekly) - 5)]["counts"].get(version)
         began = time.perf_counter()
         window = Counts.from_samples(self.endpoint.metrics(), version).minus(earlier)
@@ -452,11 +446,11 @@ class Loop:
         f.fed_back_at[np.asarray(indexes)] = np.datetime64(now_us, "us")
 
     def _monitor(self, now: pd.Timestamp) -> None:
-        from ctloop.monitor_pass import monitor_pass
+        from ctloop.app.monitor_pass import monitor_pass
 
         clock = now.tz_convert("UTC").tz_localize(None).to_pydatetime()
         began = time.perf_counter()
-        result = monitor_pass(self.settings, clock, dry_run=self.dry_run)
+        result = monitor_pass(self.settings, clock, self.watch, dry_run=self.dry_run)
         spent = time.perf_counter() - began
         self.timings.stages["retrain (pipeline)" if result.retrain else "monitor"] += spent
         if result.retrain is None:
@@ -489,15 +483,15 @@ class Loop:
 
 def static_scores(settings: Settings, flights: pd.DataFrame, model_dir: Path) -> np.ndarray:
     """The first champion's probabilities for ``flights``, on point-in-time features from the offline store."""
-    from ctloop import featurestore as fs
-    from ctloop import train as core
+    from ctloop.adapters import featurestore as fs
+    from ctloop.core import train as core
 
     store = fs.open_store(settings)
     service = settings.features.feature_service
     retrieved = fs.historical_features(store, service, features.entity_frame(flights))
-    meta = json.loads((model_dir / core.METADATA_FILE).read_text())
+    meta = json.loads((model_dir / layout.METADATA_FILE).read_text())
     matrix = features.as_float_matrix(retrieved, list(meta["feature_names"]))
-    return np.asarray(core.onnx_predict(model_dir / core.ONNX_FILE, matrix), dtype=np.float64)
+    return np.asarray(core.onnx_predict(model_dir / layout.ONNX_FILE, matrix), dtype=np.float64)
 
 
 @dataclass
@@ -520,7 +514,7 @@ def write_results(loop: Loop, static: np.ndarray, folder: Path) -> tuple[Path, p
 
 def summary(loop: Loop, results: pd.DataFrame, first_version: str, wall_s: float) -> dict[str, Any]:
     """The figures of a replay, JSON-ready."""
-    from ctloop import report
+    from ctloop.app import report
 
     promoted = [e for e in loop.events if e.outcome == "promoted"]
     served = sorted({int(v) for v in results["version"] if v})
@@ -571,7 +565,7 @@ def own_redis(rs: Settings) -> Iterator[None]:
     An online store that already holds later values (another replay, ``ctloop serve``) would
     keep them against every older write, so the replay refuses to share one.
     """
-    from ctloop import services
+    from ctloop.adapters import services
 
     redis = services.start_redis(rs.services.redis_port, rs.data_dir / "redis")
     try:
@@ -586,42 +580,42 @@ def own_redis(rs: Settings) -> Iterator[None]:
 
 
 def warm_feed(store: Any, tables: dict[str, pd.DataFrame], begins: datetime) -> Any:
-    """An :class:`ctloop.featurestore.OnlineFeed` at ``begins``, the two days before it written again.
+    """An :class:`ctloop.adapters.featurestore.OnlineFeed` at ``begins``, the two days before it written again.
 
     Whatever the online store held (a later materialization, a previous replay), each key seen in
     those two days now holds its value as of ``begins`` (hourly weather, daily rates).
     """
-    from ctloop import featurestore as fs
+    from ctloop.adapters import featurestore as fs
 
     feed = fs.OnlineFeed(store, tables, begins - timedelta(days=2))
     feed.advance(begins)
     return feed
 
 
-def first_champion(rs: Settings, plan: Plan, git_sha: str) -> str:
+def first_champion(rs: Settings, plan: Plan, retrain: Retrainer) -> str:
     """Train and register the first champion, with only outcomes known at the replay's start."""
-    from pipelines import local
-
     as_of = plan.begins.tz_localize(None).isoformat()
-    run = local.run(rs, plan.first_start, plan.first_end, git_sha=git_sha, as_of=as_of)
-    version = run.output("register")
-    if not version:
-        raise ReplayError(f"the first champion was not blessed: see {run.log_path}")
-    return version
+    done = retrain(rs, plan.first_start, plan.first_end, as_of)
+    if done.outcome != "promoted" or not done.version:
+        raise ReplayError(f"the first champion was {done.outcome}: {'; '.join(done.reasons) or 'see the logs'}")
+    return done.version
 
 
 def run(
     settings: Settings,
+    retrain: Retrainer,
     quick: bool = False,
-    git_sha: str = "unknown",
     on_stage: Progress | None = None,
     on_step: Callable[[pd.Timestamp, Loop], None] | None = None,
 ) -> Outcome:
-    """The whole replay; ``settings`` are the environment's (the replay's folder is derived from them)."""
-    from ctloop import featurestore as fs
-    from ctloop import report
-    from ctloop.deploy import serving_dir
-    from ctloop.stack import serving_stack
+    """The whole replay; ``settings`` are the environment's (the replay's folder is derived from them).
+
+    ``retrain`` trains the first champion and every retrain the monitor starts (kfp.local).
+    """
+    from ctloop.adapters import featurestore as fs
+    from ctloop.app import report
+    from ctloop.app.stack import serving_stack
+    from ctloop.contract.layout import serving_dir
 
     began = time.perf_counter()
     plan = Plan.from_settings(settings, quick)
@@ -644,25 +638,26 @@ def run(
     with own_redis(rs), ExitStack() as running:
         say(f"first champion: training pipeline on {plan.first_start}..{plan.first_end}")
         with timings.stage("first champion (pipeline)"):
-            first_version = first_champion(rs, plan, git_sha)
+            first_version = first_champion(rs, plan, retrain)
         refresh_offline()
         say("starting Redis, feast serve and the Seldon microservice")
         with timings.stage("stack start"):
             stack = running.enter_context(serving_stack(rs, online_until=begins))
         feed = warm_feed(fs.open_store(rs), tables, begins)
         endpoint, sender = Endpoint(stack.rest_url), Sender(stack.rest_url)
-        loop = Loop(rs, plan, flights, endpoint, feed, refresh_offline, sender, timings)
+        watch = on_this_machine(rs, retrain)
+        loop = Loop(rs, plan, flights, endpoint, feed, refresh_offline, sender, watch, timings)
         loop.serving_version = stack.model_version
         say(f"replaying {plan.start}..{plan.end}: {len(flights.frame):,} flights")
         loop.run(on_step)
 
     say("scoring the static champion and writing the report")
     with timings.stage("static champion"):
-        static = static_scores(rs, flights.frame, serving_dir(rs) / f"v{first_version}")
+        static = static_scores(rs, flights.frame, serving_dir(rs.data_dir) / f"v{first_version}")
     results_path, results = write_results(loop, static, rs.data_dir / "results")
     figures = summary(loop, results, first_version, time.perf_counter() - began)
     with timings.stage("report"):
-        report.write(report_dir, results, loop, figures, rs)
+        report.write(report_dir, results, loop.record(), figures, rs)
     figures["stages_s"] = {k: round(v, 2) for k, v in timings.stages.items()}
     figures["wall_s"] = round(time.perf_counter() - began, 1)
     (report_dir / SUMMARY_FILE).write_text(json.dumps(figures, indent=2, default=str))

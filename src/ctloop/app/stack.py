@@ -34,9 +34,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from ctloop import services
+from ctloop.adapters import services
+from ctloop.adapters.services import ServiceError
 from ctloop.config import Settings
-from ctloop.services import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def launch(
 
 def start_feature_server(settings: Settings, port: int, workers: int, log_dir: Path) -> Process:
     """``feast serve`` over the rendered local config, ready when ``/health`` is 200."""
-    from ctloop import featurestore as fs
+    from ctloop.adapters import featurestore as fs
 
     require_free((port,), "feature server")
     folder = fs.write_rendered_yaml(settings)
@@ -181,7 +181,7 @@ def start_seldon(
     """
     rest_port, metrics_port = ports
     require_free(ports, "Seldon microservice")
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     name = model_class.rsplit(".", 1)[-1]
     # one folder per microservice (by port): a second stack over the same data dir must not wipe this one's
     metrics_dir = log_dir / f"prometheus-multiproc-{name}-{rest_port}"
@@ -269,7 +269,7 @@ class Containers:
 
     def __init__(self, settings: Settings, tag: str) -> None:
         """The images ``<platform_image>:tag`` and its serving sibling; refuse absent ones."""
-        from ctloop import containers
+        from ctloop.adapters import containers
 
         self.podman = containers.Podman(Path(settings.root))
         base = settings.pipeline.platform_image
@@ -282,7 +282,7 @@ class Containers:
     def _start(
         self, name: str, image: str, uid: int, argv: list[str], mounts: dict[Path, str], extra: list[str], log_dir: Path
     ) -> ContainerProcess:
-        from ctloop import containers
+        from ctloop.adapters import containers
 
         container = f"ctloop-{name}-{self.run_id}"
         args = [self.podman.binary, "run", "--rm", "--name", container, "--network", "host"]
@@ -296,8 +296,8 @@ class Containers:
 
     def feature_server(self, settings: Settings, port: int, workers: int, log_dir: Path) -> Process:
         """``feast serve`` in the platform image over the rendered config (registry mounted read-only)."""
-        from ctloop import containers
-        from ctloop import featurestore as fs
+        from ctloop.adapters import containers
+        from ctloop.adapters import featurestore as fs
 
         require_free((port,), "feature server")
         folder = fs.write_rendered_yaml(settings)
@@ -311,7 +311,7 @@ class Containers:
         self, settings: Settings, model_dir: Path, feature_url: str, ports: tuple[int, int], log_dir: Path
     ) -> Process:
         """Seldon's microservice in the serving image, root file system read-only."""
-        from ctloop import containers
+        from ctloop.adapters import containers
 
         rest_port, metrics_port = ports
         require_free(ports, "Seldon microservice")
@@ -367,8 +367,9 @@ def serving_stack(
     ``launcher``: how the two servers run (default :class:`Processes`).
     """
     servers = launcher or Processes()
-    from ctloop import featurestore as fs
-    from ctloop.deploy import CURRENT, deploy_alias, serving_dir
+    from ctloop.adapters import featurestore as fs
+    from ctloop.app.deploy import deploy_alias
+    from ctloop.contract.layout import CURRENT, serving_dir
 
     deployed = deploy_alias(settings, alias)
     cfg = settings.serving
@@ -381,7 +382,7 @@ def serving_stack(
         stack.callback(feast.stop)
         feature_url = f"http://127.0.0.1:{cfg.feature_server_port}"
         seldon = servers.microservice(
-            settings, serving_dir(settings) / CURRENT, feature_url, (cfg.rest_port, cfg.metrics_port), log_dir
+            settings, serving_dir(settings.data_dir) / CURRENT, feature_url, (cfg.rest_port, cfg.metrics_port), log_dir
         )
         stack.callback(seldon.stop)
         yield Stack(

@@ -1,6 +1,6 @@
 """Monitoring from metrics alone: drift (PSI), delayed-label performance, and the retraining policy.
 
-Serving counts every feature value in the bucket its training reference cut (``ctloop.buckets``)
+Serving counts every feature value in the bucket its training reference cut (``ctloop.contract.buckets``)
 and every predicted probability in fixed buckets; feedback counts outcomes per predicted bucket
 (a histogram per outcome) and sums squared errors. A monitoring pass takes those counters over a
 window (the difference of two readings, or Prometheus's ``increase``), and:

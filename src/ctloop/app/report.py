@@ -13,19 +13,49 @@ from __future__ import annotations
 import html
 import itertools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ctloop.monitor import drift
+from ctloop.core.monitor import drift
 
 if TYPE_CHECKING:
     from ctloop.config import Settings
-    from ctloop.replay import Loop
 
 LOCAL_TZ = "America/New_York"
+
+
+@dataclass
+class Event:
+    """A monitoring pass that did more than look: a trigger fired."""
+
+    at: str
+    model_version: str
+    triggers: list[str]
+    reasons: list[str]
+    outcome: str
+    window: list[str] | None
+    new_version: str | None
+    gate_reasons: list[str]
+    numbers: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReplayRecord:
+    """What a replay hands its report: plain data, not the live loop."""
+
+    start: str
+    """The first replayed day (ISO date)."""
+    events: list[Event]
+    weekly: list[dict[str, Any]]
+    """Serving's counters per week (``ctloop.app.replay.Loop.weekly``)."""
+    requests: list[tuple[int, int, float]]
+    """(step, flights, seconds) of each prediction request."""
+
+
 PSI_COLOR_CAP = 1.0
 
 
@@ -210,7 +240,7 @@ def plot_serving(path: Path, requests: pd.DataFrame, first_day: pd.Timestamp) ->
     plt.close(fig)
 
 
-def _plots(folder: Path, weeks: pd.DataFrame, drifts: pd.DataFrame, loop: Loop) -> list[str]:
+def _plots(folder: Path, weeks: pd.DataFrame, drifts: pd.DataFrame, loop: ReplayRecord) -> list[str]:
     names = ["performance.png"]
     plot_performance(folder / "performance.png", weeks)
     if not drifts.empty:
@@ -218,9 +248,9 @@ def _plots(folder: Path, weeks: pd.DataFrame, drifts: pd.DataFrame, loop: Loop) 
         names.append("drift.png")
     plot_timeline(folder / "timeline.png", loop.events)
     names.append("timeline.png")
-    requests = pd.DataFrame(loop.timings.requests, columns=["step", "flights", "seconds"])
+    requests = pd.DataFrame(loop.requests, columns=["step", "flights", "seconds"])
     if not requests.empty:
-        plot_serving(folder / "serving.png", requests, pd.Timestamp(loop.plan.start))
+        plot_serving(folder / "serving.png", requests, pd.Timestamp(loop.start))
         names.append("serving.png")
     return names
 
@@ -244,15 +274,15 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write(folder: Path, results: pd.DataFrame, loop: Loop, figures: dict[str, Any], settings: Settings) -> Path:
+def write(folder: Path, results: pd.DataFrame, loop: ReplayRecord, figures: dict[str, Any], settings: Settings) -> Path:
     """Write ``index.html`` and its PNGs to ``folder``; return the page's path."""
     import json
 
-    from ctloop.deploy import serving_dir
+    from ctloop.contract.layout import METADATA_FILE, serving_dir
 
     folder.mkdir(parents=True, exist_ok=True)
     references = {}
-    for path in serving_dir(settings).glob("v*/metadata.json"):
+    for path in serving_dir(settings.data_dir).glob(f"v*/{METADATA_FILE}"):
         reference = json.loads(path.read_text()).get("reference_fractions")
         if reference:
             references[path.parent.name.removeprefix("v")] = reference

@@ -14,8 +14,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
-from ctloop.data import Window, training_rows
-from ctloop.flight_request import CARRIERS, ORIGINS
+from ctloop.contract.flight_request import CARRIERS, ORIGINS
+from ctloop.core.data import Window, training_rows
 
 MAX_SAMPLES = 5
 

@@ -18,18 +18,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ctloop import buckets
 from ctloop.config import TrainParams
-from ctloop.evaluate import LABEL
-from ctloop.features import as_float_matrix
+from ctloop.contract import buckets
+from ctloop.contract.layout import METADATA_FILE, ONNX_FILE
+from ctloop.core.evaluate import LABEL
+from ctloop.core.features import as_float_matrix
 
 if TYPE_CHECKING:  # scikit-learn costs ~2.7 s to import: only the steps that fit or load pay it
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
 
 MODEL_FILE = "model.skops"
-ONNX_FILE = "model.onnx"
-METADATA_FILE = "metadata.json"
 REFERENCE_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 TRUSTED_SKOPS_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 """Reviewed: the only non-default type an HGB model holds; our own pipeline wrote the file."""
@@ -194,14 +193,14 @@ def reference_quantiles(frame: pd.DataFrame, feature_names: list[str]) -> dict[s
 def reference_profile(
     frame: pd.DataFrame, feature_names: list[str], cuts: dict[str, list[float]], probabilities: np.ndarray
 ) -> dict[str, Any]:
-    """Share of reference rows per drift bucket, per feature and for predictions (``ctloop.buckets``)."""
+    """Share of reference rows per drift bucket, per feature and for predictions (``ctloop.contract.buckets``)."""
     features = {name: bucket_fractions(cuts[name], model_view(frame[name]).to_numpy()) for name in feature_names}
     prediction = bucket_fractions(list(buckets.PREDICTION_CUTS), probabilities)
     return {"features": features, "prediction": {"cuts": list(buckets.PREDICTION_CUTS), "fractions": prediction}}
 
 
 def bucket_fractions(cuts: list[float], values: np.ndarray) -> dict[str, float]:
-    """:func:`ctloop.buckets.fractions`, vectorized for a year of rows (the same rule, tested for parity)."""
+    """:func:`ctloop.contract.buckets.fractions`, vectorized for a year of rows (the same rule, tested for parity)."""
     missing = np.isnan(values)
     counts = np.bincount(np.searchsorted(np.asarray(cuts), values[~missing], side="right"), minlength=len(cuts) + 1)
     total = max(len(values), 1)

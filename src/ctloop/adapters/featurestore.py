@@ -28,8 +28,8 @@ import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ctloop import features
 from ctloop.config import Settings
+from ctloop.core import features
 
 log = logging.getLogger(__name__)
 

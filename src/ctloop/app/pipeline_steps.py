@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctloop.config import GateSettings, Settings, TrainParams
+from ctloop.contract import layout
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ctloop import evaluate as ev
-    from ctloop import gate as gating
-    from ctloop import train as core
+    from ctloop.core import evaluate as ev
+    from ctloop.core import gate as gating
+    from ctloop.core import train as core
 
 # Each step imports what it needs inside: a KFP task is its own process, and the gate step
 # should not pay for pandas, scikit-learn, pandera or Feast imports it never uses.
@@ -66,7 +67,7 @@ def local_day_start_utc(day: date) -> datetime:
 
 def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict[str, int]:
     """Check the snapshot's integrity and schema; return row counts."""
-    from ctloop import data, schema
+    from ctloop.core import data, schema
 
     actual = data.snapshot_sha256(snapshot)
     if actual != expected_sha256:
@@ -79,8 +80,8 @@ def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict
 
 def materialize(settings: Settings, snapshot: Path, start: str, end: str) -> dict[str, int]:
     """Write the offline feature tables, apply the definitions, load the online store to ``end``."""
-    from ctloop import data, features
-    from ctloop import featurestore as fs
+    from ctloop.adapters import featurestore as fs
+    from ctloop.core import data, features
 
     window = data.Window.parse(start, end)
     flights, weather, planes = data.read_snapshot(snapshot)
@@ -96,9 +97,9 @@ def training_set(settings: Settings, snapshot: Path, start: str, end: str, as_of
     """Point-in-time features for the window's flights, with labels (only those known by ``as_of``, if given)."""
     import pandas as pd
 
-    from ctloop import data, features
-    from ctloop import featurestore as fs
-    from ctloop import train as core
+    from ctloop.adapters import featurestore as fs
+    from ctloop.core import data, features
+    from ctloop.core import train as core
 
     flights, _, _ = data.read_snapshot(snapshot)
     known_by = pd.Timestamp(as_of).tz_localize("UTC") if as_of else None
@@ -134,17 +135,17 @@ def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: s
     """Score candidate, champion (same window, same features) and baseline."""
     import numpy as np
 
-    from ctloop import evaluate as ev
-    from ctloop import features
-    from ctloop import train as core
+    from ctloop.core import evaluate as ev
+    from ctloop.core import features
+    from ctloop.core import train as core
 
     params = TrainParams.from_json(params_json)
     ts = core.TrainingSet.load(training_set_dir, (*core.SPLIT_COLUMNS, *ev.SLICE_COLUMNS))  # baseline: hour, carrier
     fit, held = core.split(ts, date.fromisoformat(end), params.eval_days)
     # the candidate is scored as it will be served: its ONNX export (parity was checked in train)
-    meta = json.loads((model_dir / core.METADATA_FILE).read_text())
+    meta = json.loads((model_dir / layout.METADATA_FILE).read_text())
     names = list(meta["feature_names"])
-    p = core.onnx_predict(model_dir / core.ONNX_FILE, features.as_float_matrix(held, names))
+    p = core.onnx_predict(model_dir / layout.ONNX_FILE, features.as_float_matrix(held, names))
     onnx_diff = float(meta["onnx_max_abs_diff"])
     candidate = ev.evaluate(held, p)
     baseline = core.fit_baseline(fit, params.seed)
@@ -168,28 +169,28 @@ def champion_scores(
     settings: Settings, held: pd.DataFrame, feature_names: list[str]
 ) -> tuple[str, ev.EvalResult] | None:
     """The current champion's scores on the same rows, if it uses the same features."""
-    from ctloop import evaluate as ev
-    from ctloop import features
-    from ctloop import train as core
-    from ctloop.registry import CHAMPION, Registry
+    from ctloop.adapters.registry import CHAMPION, Registry
+    from ctloop.core import evaluate as ev
+    from ctloop.core import features
+    from ctloop.core import train as core
 
     registry = Registry(settings)
     champion = registry.by_alias(CHAMPION)
     if champion is None:
         return None
     folder = registry.download_serving(champion.version)
-    meta = json.loads((folder / core.METADATA_FILE).read_text())
+    meta = json.loads((folder / layout.METADATA_FILE).read_text())
     if list(meta["feature_names"]) != feature_names:
         log.warning("champion v%s uses other features; not compared", champion.version)
         return None
-    p = core.onnx_predict(folder / core.ONNX_FILE, features.as_float_matrix(held, feature_names))
+    p = core.onnx_predict(folder / layout.ONNX_FILE, features.as_float_matrix(held, feature_names))
     return champion.version, ev.evaluate(held, p)
 
 
 def gate(document: dict[str, Any], settings: GateSettings) -> gating.Decision:
     """The gate's decision on an evaluation document."""
-    from ctloop import evaluate as ev
-    from ctloop import gate as gating
+    from ctloop.core import evaluate as ev
+    from ctloop.core import gate as gating
 
     champion = ev.EvalResult.from_dict(document["champion"]) if document.get("champion") else None
     return gating.decide(
@@ -201,12 +202,11 @@ def register(
     settings: Settings, model_dir: Path, document: dict[str, Any], lineage: dict[str, str], promote: bool
 ) -> str:
     """Register the model as ``challenger``; promote it to ``champion`` when asked."""
-    from ctloop import evaluate as ev
-    from ctloop import train as core
-    from ctloop.registry import CHALLENGER, Registry
+    from ctloop.adapters.registry import CHALLENGER, Registry
+    from ctloop.core import evaluate as ev
 
     registry = Registry(settings)
-    meta = json.loads((model_dir / core.METADATA_FILE).read_text())  # the registry loads the model itself
+    meta = json.loads((model_dir / layout.METADATA_FILE).read_text())  # the registry loads the model itself
     tags = {**lineage, "feature_service": settings.features.feature_service}
     metrics = {f"eval_{k}": v for k, v in document["candidate"]["overall"].items()}
     metrics.update({f"baseline_{k}": v for k, v in document["baseline"]["overall"].items()})
@@ -216,7 +216,7 @@ def register(
     version = registry.register(model_dir, f"train-{lineage.get('window', '')}", tags, params, metrics, artifacts)
     registry.set_alias(CHALLENGER, version.version)
     if promote:
-        from ctloop.deploy import deploy
+        from ctloop.app.deploy import deploy
 
         registry.promote(version.version)
         deploy(settings)  # locally: switch serving's link (a running server swaps); a cluster: the SeldonDeployment

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ctloop.config import GateSettings
-from ctloop.evaluate import EvalResult
+from ctloop.core.evaluate import EvalResult
 
 ONNX_TOLERANCE = 1e-5
 BLESSED = "blessed"

@@ -1,6 +1,6 @@
 """Where a monitoring pass reads serving's counters: the ``/metrics`` page, or Prometheus's HTTP API.
 
-Both give :class:`ctloop.monitor.Sample` lists with the same names and labels. The page holds
+Both give :class:`ctloop.core.monitor.Sample` lists with the same names and labels. The page holds
 counters since the workers started (a window is the difference between two readings); from
 Prometheus each series is already a window: ``increase(<counter>[<window>])`` summed over pods.
 """
@@ -14,7 +14,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ctloop.monitor import Sample
+from ctloop.core.monitor import Sample
 
 COUNTERS = {
     "ctloop_feature_bucket_total": ("model_version", "feature", "bucket"),
