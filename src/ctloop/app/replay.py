@@ -324,7 +324,8 @@ class Loop:
 
     def record(self) -> ReplayRecord:
         """What the report needs of this replay, as plain data."""
-        return ReplayRecord(self.plan.start.isoformat(), list(self.events), list(self.weekly), list(self.timings.requests))
+        start = self.plan.start.isoformat()
+        return ReplayRecord(start, list(self.events), list(self.weekly), list(self.timings.requests))
 
     def run(self, progress: Callable[[pd.Timestamp, Loop], None] | None = None) -> None:
         """Advance the clock hour by hour to the end of the plan."""
