@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ctloop.clock import LOCAL_TZ
 from ctloop.monitor import drift
 
 if TYPE_CHECKING:
     from ctloop.config import Settings
     from ctloop.replay import Loop
 
-LOCAL_TZ = "America/New_York"
 PSI_COLOR_CAP = 1.0
 
 
