@@ -19,8 +19,14 @@ def ingest(
     source = Path(source_dir) if source_dir else None
     result = data.ingest(data.Window.parse(start, end), history_days, Path(snapshot.path), source)
     snapshot.metadata.update(
-        {"sha256": result.sha256, "rows": result.rows, "cancelled": result.cancelled, "window": f"{start}..{end}"}
+        {
+            "sha256": result.sha256,
+            "rows": result.rows,
+            "cancelled": result.cancelled,
+            "diverted": result.diverted,
+            "window": f"{start}..{end}",
+        }
     )
-    for name in ("rows", "history_rows", "cancelled"):
+    for name in ("rows", "history_rows", "cancelled", "diverted"):
         stats.log_metric(name, getattr(result, name))
     return result.sha256

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # a small window keeps the suite fast: 6 weeks of flights, the last 2 for evaluation
 START, END = "2013-02-01", "2013-03-15"
 EVAL_DAYS = 14
-HISTORY_DAYS = 14
+HISTORY_DAYS = 28
 
 
 def make_settings(data_dir: Path, redis_port: int) -> Settings:

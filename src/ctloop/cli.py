@@ -294,6 +294,7 @@ def run_replay(settings: Settings, quick: bool) -> None:
 
     quiet_warnings()
     from ctloop.app import replay as rp
+    from ctloop.core.clock import LOCAL_TZ
 
     plan = rp.Plan.from_settings(settings, quick)
     hours = int((plan.ends - plan.begins) / rp.STEP)
@@ -306,7 +307,7 @@ def run_replay(settings: Settings, quick: bool) -> None:
 
         def on_step(now: pd.Timestamp, loop: rp.Loop) -> None:
             if now.hour % 6 == 0:
-                local = now.tz_convert(rp.LOCAL_TZ)
+                local = now.tz_convert(LOCAL_TZ)
                 progress.update(
                     bar,
                     completed=int((now - plan.begins) / rp.STEP) + 1,

@@ -29,7 +29,7 @@ def _artifact(kind, tmp_path, name):
 def ingested(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ingest")
     snapshot, stats = _artifact(Dataset, folder, "snapshot"), _artifact(Metrics, folder, "stats")
-    sha = ingest.python_func(start=START, end=END, history_days=14, source_dir="", snapshot=snapshot, stats=stats)
+    sha = ingest.python_func(start=START, end=END, history_days=28, source_dir="", snapshot=snapshot, stats=stats)
     return sha, snapshot, stats
 
 

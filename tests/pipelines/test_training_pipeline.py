@@ -161,6 +161,6 @@ def test_bad_data_fails_validation_naming_column_and_rule_and_registers_nothing(
 def test_ingest_hash_changes_with_the_data(tmp_path, first_run):
     """A different raw value gives a different snapshot hash (so KFP caches cannot mix them up)."""
     source = _corrupt_source(tmp_path, "dep_delay", 1.0)
-    changed = data.ingest(data.Window.parse(START, END), 14, tmp_path / "snap", source)
+    changed = data.ingest(data.Window.parse(START, END), 28, tmp_path / "snap", source)
     assert changed.sha256 != first_run.artifact_metadata("ingest", "snapshot")["sha256"]
     assert pd.read_parquet(Path(changed.path) / "flights.parquet")["dep_delay"].notna().all()

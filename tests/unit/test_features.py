@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -12,8 +14,14 @@ from ctloop.contract import flight_request
 from ctloop.core import features
 
 WINDOWS = {"3d": 3, "7d": 7}
-FIRST = pd.Timestamp("2013-01-10", tz="UTC")
-LAST = pd.Timestamp("2013-01-16", tz="UTC")
+FIRST = date(2013, 1, 10)
+LAST = date(2013, 1, 16)
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def midnight(day: date) -> pd.Timestamp:
+    """New York midnight starting ``day``, as a UTC timestamp (by zoneinfo, not the code under test)."""
+    return pd.Timestamp(datetime.combine(day, time(0), NEW_YORK).astimezone(UTC))
 
 
 def flight_frame(carriers, known_at, delayed):
@@ -39,9 +47,9 @@ def synthetic():
     carriers = list(rng.choice(["AA", "B6", "DL"], n))
     known = [start + pd.Timedelta(minutes=int(m)) for m in offsets]
     delayed = list(rng.integers(0, 2, n))
-    # HA: one late flight known exactly at 2013-01-12 00:00 UTC
+    # HA: one late flight known exactly at New York midnight starting 2013-01-12 (05:00 UTC)
     carriers.append("HA")
-    known.append(pd.Timestamp("2013-01-12T00:00:00Z"))
+    known.append(pd.Timestamp("2013-01-12T05:00:00Z"))
     delayed.append(1)
     # UA: only known long after the last day: every row has zero flights
     carriers.append("UA")
@@ -51,15 +59,17 @@ def synthetic():
 
 
 def brute_force(flights, key, windows, prefix, first, last):
-    """One row per (day, key): count and mean of flights known in [D - w, D), by plain loops."""
+    """One row per (New York day, key): count and mean of flights landed in [midnight(D - w), midnight(D))."""
     rows = []
-    for day in pd.date_range(first, last, freq="D"):
+    for offset in range((last - first).days + 1):
+        day = first + timedelta(days=offset)
         for value in sorted(flights[key].unique()):
-            row = {"event_timestamp": day, key: value}
+            row = {"event_timestamp": midnight(day), key: value}
             for name, width in windows.items():
                 count, late = 0, 0
+                lo, hi = midnight(day - timedelta(days=width)), midnight(day)
                 for k, when, y in zip(flights[key], flights["outcome_known_at"], flights["delayed"], strict=True):
-                    if k == value and day - pd.Timedelta(days=width) <= when < day:
+                    if k == value and lo <= when < hi:
                         count += 1
                         late += int(y)
                 row[f"{prefix}_flights_{name}"] = float(count)
@@ -73,7 +83,7 @@ def rates(flights, windows=WINDOWS, first=FIRST, last=LAST):
 
 
 def test_trailing_rates_equal_brute_force(synthetic):
-    """Every (day, carrier) count and rate equals a loop over [D - w, D)."""
+    """Every (New York day, carrier) count and rate equals a loop over [midnight(D - w), midnight(D))."""
     got = rates(synthetic).sort_values(["event_timestamp", "carrier"]).reset_index(drop=True)
     want = brute_force(synthetic, "carrier", WINDOWS, "carrier", FIRST, LAST)
     assert len(got) == len(want) == 7 * 5
@@ -100,13 +110,13 @@ def test_trailing_rates_column_types(synthetic):
 
 
 def _row(frame, day, carrier):
-    hit = frame[(frame["event_timestamp"] == pd.Timestamp(day, tz="UTC")) & (frame["carrier"] == carrier)]
+    hit = frame[(frame["event_timestamp"] == midnight(date.fromisoformat(day))) & (frame["carrier"] == carrier)]
     assert len(hit) == 1
     return hit.iloc[0]
 
 
 def test_outcome_known_at_midnight_counts_from_the_next_day(synthetic):
-    """A flight known exactly at D 00:00 is not in D's row, is in D+1's, and leaves after w days."""
+    """A flight landed exactly at New York midnight of D is not in D's row, is in D+1's, and leaves after w days."""
     got = rates(synthetic)
     assert _row(got, "2013-01-12", "HA")["carrier_flights_3d"] == 0.0
     assert math.isnan(_row(got, "2013-01-12", "HA")["carrier_delay_rate_3d"])
@@ -118,8 +128,8 @@ def test_outcome_known_at_midnight_counts_from_the_next_day(synthetic):
 
 
 def test_one_microsecond_before_midnight_counts_for_that_day():
-    """An outcome known at D 00:00 minus 1 µs is in D's row."""
-    flights = flight_frame(["AA"], ["2013-01-11T23:59:59.999999Z"], [0])
+    """An outcome known at New York midnight of D minus 1 µs is in D's row."""
+    flights = flight_frame(["AA"], ["2013-01-12T04:59:59.999999Z"], [0])
     got = rates(flights)
     assert _row(got, "2013-01-12", "AA")["carrier_flights_3d"] == 1.0
     assert _row(got, "2013-01-12", "AA")["carrier_delay_rate_3d"] == 0.0
@@ -142,14 +152,60 @@ def test_outcomes_before_the_history_span_are_not_counted():
     assert (row["carrier_flights_7d"], row["carrier_delay_rate_7d"]) == (1.0, 0.0)
 
 
+def test_the_day_is_new_york_not_utc():
+    """A flight landed at 21:00 in New York on Jan 11 (02:00 UTC Jan 12) counts from Jan 12's row on."""
+    got = rates(flight_frame(["AA"], ["2013-01-12T02:00:00Z"], [1]))
+    assert _row(got, "2013-01-11", "AA")["carrier_flights_3d"] == 0.0
+    assert _row(got, "2013-01-12", "AA")["carrier_flights_3d"] == 1.0
+    assert _row(got, "2013-01-14", "AA")["carrier_flights_3d"] == 1.0
+    assert _row(got, "2013-01-15", "AA")["carrier_flights_3d"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("first", "landed", "rows"),
+    [
+        # spring: Mar 10 has 23 hours; midnights at 05:00Z (EST) then 04:00Z (EDT)
+        (date(2013, 3, 9), "2013-03-11T03:30:00Z", {"2013-03-10": 0.0, "2013-03-11": 1.0}),  # 23:30 EDT Mar 10
+        (date(2013, 3, 9), "2013-03-11T04:30:00Z", {"2013-03-11": 0.0, "2013-03-12": 1.0}),  # 00:30 EDT Mar 11
+        # autumn: Nov 3 has 25 hours; midnights at 04:00Z (EDT) then 05:00Z (EST)
+        (date(2013, 11, 2), "2013-11-04T04:30:00Z", {"2013-11-03": 0.0, "2013-11-04": 1.0}),  # 23:30 EST Nov 3
+        (date(2013, 11, 2), "2013-11-03T03:30:00Z", {"2013-11-02": 0.0, "2013-11-03": 1.0}),  # 23:30 EDT Nov 2
+    ],
+    ids=["spring, before midnight", "spring, after midnight", "autumn, before midnight", "autumn, the day before"],
+)
+def test_rate_rows_start_at_new_york_midnight_across_daylight_saving(first, landed, rows):
+    """Each row's event time is that day's New York midnight in UTC; a landing counts from the next row on."""
+    got = rates(flight_frame(["AA"], [landed], [0]), first=first, last=first + timedelta(days=4))
+    stamps = sorted(got["event_timestamp"].unique())
+    assert stamps == [midnight(first + timedelta(days=d)) for d in range(5)]
+    for day, count in rows.items():
+        assert _row(got, day, "AA")["carrier_flights_3d"] == count, day
+
+
+def test_a_28_day_window_across_the_spring_change_counts_28_new_york_days():
+    """Mar 20's 28-day row counts landings from New York midnight Feb 20 (05:00Z) up to Mar 20 (04:00Z)."""
+    landed = ["2013-02-20T04:59:00Z", "2013-02-20T05:00:00Z", "2013-03-20T03:59:00Z", "2013-03-20T04:00:00Z"]
+    got = features.trailing_rates(
+        flight_frame(["AA"] * 4, landed, [1, 0, 0, 1]),
+        "carrier",
+        {"28d": 28},
+        "carrier",
+        date(2013, 3, 20),
+        date(2013, 3, 20),
+    )
+    assert (got["carrier_flights_28d"].iloc[0], got["carrier_delay_rate_28d"].iloc[0]) == (2.0, 0.0)
+    assert got["event_timestamp"].iloc[0] == pd.Timestamp("2013-03-20T04:00Z")
+
+
 def test_carrier_rates_cover_the_day_after_the_last_departure():
-    """carrier_rates spans the first departure's UTC day to the day after the last."""
-    flights = flight_frame(["AA", "B6"], ["2013-03-01T10:00:00Z", "2013-03-04T22:00:00Z"], [1, 0])
-    got = features.carrier_rates(flights)
-    days = sorted(got["event_timestamp"].unique())
-    assert days[0] == pd.Timestamp("2013-03-01", tz="UTC")
-    assert days[-1] == pd.Timestamp("2013-03-05", tz="UTC")
-    assert len(days) == 5
+    """rate_span runs from the first departure's New York day to the day after the last one's."""
+    flights = flight_frame(["AA", "B6"], ["2013-03-01T10:00:00Z", "2013-03-05T02:00:00Z"], [1, 0])
+    days = features.rate_span(flights)  # departures 3 h earlier: Mar 1 07:00Z and Mar 4 23:00Z (18:00 EST)
+    assert days == (date(2013, 3, 1), date(2013, 3, 5))
+    got = features.carrier_rates(flights, days)
+    stamps = sorted(got["event_timestamp"].unique())
+    assert stamps[0] == midnight(date(2013, 3, 1)) and stamps[-1] == midnight(date(2013, 3, 5))
+    assert len(stamps) == 5
     assert _row(got, "2013-03-02", "AA")["carrier_flights_7d"] == 1.0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import pandas as pd
 
@@ -20,24 +21,25 @@ def flights(rows):
     )
 
 
-def rates(rows, first="2013-01-03", last="2013-01-05"):
-    out = features.trailing_rates(
-        flights(rows), "carrier", {"2d": 2}, "carrier", pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC")
-    )
+def rates(rows, first=date(2013, 1, 3), last=date(2013, 1, 5)):
+    out = features.trailing_rates(flights(rows), "carrier", {"2d": 2}, "carrier", first, last)
     return {
-        (str(r.event_timestamp.date()), r.carrier): (r.carrier_flights_2d, r.carrier_delay_rate_2d)
+        (str(r.event_timestamp.tz_convert("America/New_York").date()), r.carrier): (
+            r.carrier_flights_2d,
+            r.carrier_delay_rate_2d,
+        )
         for r in out.itertuples()
     }
 
 
 def test_rate_for_a_day_counts_outcomes_known_in_the_previous_window():
-    """Day D counts outcomes known in [D-2d, D); one known exactly at D midnight waits for D+1."""
+    """Day D counts landings in the two New York days before it; one at D's midnight (05:00Z) waits for D+1."""
     got = rates(
         [
             ("AA", "2013-01-01T10:00Z", 1),  # in D=01-03's window (01-01, 01-02)
-            ("AA", "2013-01-02T23:59Z", 0),
-            ("AA", "2013-01-03T00:00Z", 1),  # known at 01-03 00:00: not before D=01-03
-            ("B6", "2012-12-31T12:00Z", 1),  # too old for 01-03
+            ("AA", "2013-01-03T04:59Z", 0),  # 23:59 EST on 01-02
+            ("AA", "2013-01-03T05:00Z", 1),  # New York midnight starting 01-03: not before D=01-03
+            ("B6", "2013-01-01T04:00Z", 1),  # 23:00 EST on 12-31: too old for 01-03
         ]
     )
     assert got[("2013-01-03", "AA")] == (2.0, 0.5)
@@ -59,7 +61,7 @@ def test_unparseable_request_time_gives_nan_not_an_error():
 
 
 def test_label_threshold_and_cancelled_count():
-    """15 minutes late is late, 14 is not; a cancelled flight is dropped and counted."""
+    """15 minutes late is late, 14 is not; a flight without an arrival delay is dropped and counted."""
     base = {
         "year": 2013,
         "month": 1,
@@ -88,9 +90,9 @@ def test_label_threshold_and_cancelled_count():
         ]
     )
     raw["carrier"], raw["tailnum"] = raw["carrier"].astype("string"), raw["tailnum"].astype("string")
-    prepared, cancelled = data.prepare_flights(raw)
-    assert cancelled == 1
+    prepared, excluded = data.prepare_flights(raw, {"BOS": "America/New_York"})
+    assert excluded == data.Excluded(cancelled=0, diverted=1)  # it departed (dep_time) but has no arr_delay
     assert prepared.set_index("flight")["delayed"].to_dict() == {1: 1, 2: 0}
     row = prepared.iloc[0]
     assert row["sched_dep_local"] == "2013-01-01T06:00:00"
-    assert row["outcome_known_at"] == pd.Timestamp("2013-01-01T11:00:00Z") + pd.Timedelta(minutes=40 + 60)
+    assert row["outcome_known_at"] == pd.Timestamp("2013-01-01T14:00:00Z") + pd.Timedelta(minutes=15)  # 09:00 EST

@@ -14,7 +14,7 @@ WINDOW = data.Window.parse("2013-01-01", "2013-01-03")
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
-    result = data.ingest(WINDOW, 0, tmp_path_factory.mktemp("schema") / "snap")
+    result = data.ingest(WINDOW, 28, tmp_path_factory.mktemp("schema") / "snap")
     return data.read_snapshot(Path(result.path))
 
 

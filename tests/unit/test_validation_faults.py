@@ -14,7 +14,7 @@ WINDOW = data.Window.parse("2013-01-02", "2013-01-03")
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
-    result = data.ingest(WINDOW, 1, tmp_path_factory.mktemp("snap") / "s")
+    result = data.ingest(WINDOW, 28, tmp_path_factory.mktemp("snap") / "s")
     return data.read_snapshot(Path(result.path))
 
 

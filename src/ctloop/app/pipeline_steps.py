@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOCAL_TZ = "America/New_York"
-
 
 class SnapshotIntegrityError(ValueError):
     """A snapshot's content no longer matches the hash recorded at ingest."""
@@ -60,9 +58,9 @@ def task_process() -> None:
 
 def local_day_start_utc(day: date) -> datetime:
     """Midnight of a local (New York) calendar day, in UTC."""
-    import pandas as pd
+    from ctloop.core.clock import local_midnight
 
-    return pd.Timestamp(day.isoformat(), tz=LOCAL_TZ).tz_convert("UTC").to_pydatetime()
+    return local_midnight(day).to_pydatetime()
 
 
 def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict[str, int]:
@@ -78,16 +76,31 @@ def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict
     return counts
 
 
-def materialize(settings: Settings, snapshot: Path, start: str, end: str) -> dict[str, int]:
-    """Write the offline feature tables, apply the definitions, load the online store to ``end``."""
+def write_features(settings: Settings, snapshot: Path, start: str, end: str) -> dict[str, int]:
+    """Write the window's offline feature tables and apply the definitions; return rows per table.
+
+    Delay rates get a row for each day of the window and the day after it (what serving needs
+    once the window is over); the snapshot's history rows only feed them.
+    """
     from ctloop.adapters import featurestore as fs
     from ctloop.core import data, features
 
     window = data.Window.parse(start, end)
     flights, weather, planes = data.read_snapshot(snapshot)
-    counts = fs.write_offline_tables(settings, features.feature_tables(flights, weather, planes))
+    days = (window.start, window.end + timedelta(days=1))
+    counts = fs.write_offline_tables(settings, features.feature_tables(flights, weather, planes, days))
+    fs.apply(fs.open_store(settings), fs.definitions(settings))
+    return counts
+
+
+def materialize(settings: Settings, snapshot: Path, start: str, end: str) -> dict[str, int]:
+    """Write the offline feature tables, apply the definitions, load the online store to ``end``."""
+    from ctloop.adapters import featurestore as fs
+    from ctloop.core import data
+
+    window = data.Window.parse(start, end)
+    counts = write_features(settings, snapshot, start, end)
     store = fs.open_store(settings)
-    fs.apply(store, fs.definitions(settings))
     first = local_day_start_utc(window.start - timedelta(days=settings.features.history_days))
     fs.materialize(store, first, local_day_start_utc(window.end + timedelta(days=1)))
     return counts

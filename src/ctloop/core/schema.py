@@ -15,7 +15,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
 from ctloop.contract.flight_request import CARRIERS, ORIGINS
-from ctloop.core.data import Window, training_rows
+from ctloop.core.data import MAX_FLIGHT_SPAN_D, Window, training_rows
 
 MAX_SAMPLES = 5
 
@@ -50,6 +50,11 @@ def _non_empty(df: pd.DataFrame) -> bool:
     return len(df) > 0
 
 
+def _lands_after_departure(df: pd.DataFrame) -> pd.Series:
+    span = df["outcome_known_at"] - df["sched_dep_utc"]
+    return (span > pd.Timedelta(0)) & (span < pd.Timedelta(days=MAX_FLIGHT_SPAN_D))
+
+
 FLIGHTS = pa.DataFrameSchema(
     {
         "flight_id": pa.Column("string", nullable=False, unique=True),
@@ -71,7 +76,14 @@ FLIGHTS = pa.DataFrameSchema(
         "outcome_known_at": pa.Column("datetime64[us, UTC]"),
         "delayed": pa.Column("int8", pa.Check.isin([0, 1])),
     },
-    checks=[pa.Check(_non_empty, name="non_empty", error="the window holds no flights")],
+    checks=[
+        pa.Check(_non_empty, name="non_empty", error="the window holds no flights"),
+        pa.Check(
+            _lands_after_departure,
+            name="lands_after_departure",
+            error=f"outcome_known_at (the landing) must come after sched_dep_utc, within {MAX_FLIGHT_SPAN_D} days",
+        ),
+    ],
     strict=True,
     ordered=False,
     name="flights",
