@@ -213,6 +213,8 @@ def containers_report(work: Path) -> None:
     """Builds, sizes, the containerized pipeline and serving memory: ``containers.json``."""
     from bench import containers
 
+    work.mkdir(parents=True)
+    work.parent.chmod(0o711)  # mkdtemp's folder is private: the containers' user must reach the data inside
     result = containers.run(ROOT, _settings(work / "data", 0), work)
     table(containers.rows(result))
     out = {

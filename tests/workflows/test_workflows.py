@@ -339,8 +339,8 @@ def test_zizmor_ignores_are_justified_inline():
 
 
 def test_every_delivery_target_has_a_help_description():
-    """Each target mk/cicd.mk defines with a recipe carries a `## description` for make help."""
-    text = (ROOT / "mk" / "cicd.mk").read_text(encoding="utf-8")
+    """Each target mk/cicd.mk and mk/containers.mk define with a recipe carries a `## description` for make help."""
+    text = "\n".join((ROOT / "mk" / name).read_text(encoding="utf-8") for name in ("cicd.mk", "containers.mk"))
     defined = re.findall(r"^([a-z0-9-]+):(?!=)(.*)$", text, flags=re.MULTILINE)
     with_recipe = [(name, rest) for name, rest in defined if name != "check"]  # check: only adds prerequisites
     assert {name for name, _ in with_recipe} >= {
@@ -353,6 +353,8 @@ def test_every_delivery_target_has_a_help_description():
         "promote-model",
         "e2e-kind",
         "validate-workflows",
+        "e2e-local",
+        "container-tools",
     }
     assert [name for name, rest in with_recipe if "## " not in rest] == []
 
