@@ -265,7 +265,11 @@ def register_through_outage(
     third = pipeline_steps.register(settings, model_dir, document, lineage, promote=False)
     registry = Registry(settings)
     experiment = registry.experiment_id()
-    runs = registry.client.search_runs([experiment], filter_string=f"tags.pipeline_run = '{lineage['pipeline_run']}'")
+    from mlflow import MlflowClient  # the harness reads what the registry adapter wrote
+
+    runs = MlflowClient(registry.uri).search_runs(
+        [experiment], filter_string=f"tags.pipeline_run = '{lineage['pipeline_run']}'"
+    )
     return Outage(
         point=point,
         error=error,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from ctloop.config import TRAINING_PIPELINE, ConfigError, Settings
+from ctloop.core.text import cell
 
 app = typer.Typer(
     help="Level-2 continuous training for flight-delay prediction.",
@@ -169,14 +169,6 @@ def run_training(settings: Settings, start: str, end: str, promote: bool) -> Any
     return run
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return "—" if math.isnan(value) else f"{value:.4f}"
-    return str(value)
-
-
 def summary_table(settings: Settings, run: Any) -> Table:
     """What a training run did, in one table."""
     from ctloop.adapters.registry import Registry
@@ -190,8 +182,8 @@ def summary_table(settings: Settings, run: Any) -> Table:
     table.add_column("value", overflow="fold")
     table.add_row("window", str(ingest.get("window", "—")))
     table.add_row("data snapshot sha256", str(ingest.get("sha256", "—")))
-    table.add_row("flights (window)", _fmt(int(ingest["rows"]) if "rows" in ingest else None))
-    table.add_row("cancelled (excluded)", _fmt(int(ingest["cancelled"]) if "cancelled" in ingest else None))
+    table.add_row("flights (window)", cell(int(ingest["rows"]) if "rows" in ingest else None))
+    table.add_row("cancelled (excluded)", cell(int(ingest["cancelled"]) if "cancelled" in ingest else None))
     table.add_row("evaluation window", str(doc.get("evaluation_window", "—")))
     for who in ("candidate", "baseline", "champion"):
         block = doc.get(who)
@@ -199,7 +191,7 @@ def summary_table(settings: Settings, run: Any) -> Table:
             o = block["overall"]
             label = f"{who} (v{doc.get('champion_version')})" if who == "champion" else who
             table.add_row(
-                f"{label} AUC / log-loss / Brier", f"{_fmt(o['auc'])} / {_fmt(o['log_loss'])} / {_fmt(o['brier'])}"
+                f"{label} AUC / log-loss / Brier", f"{cell(o['auc'])} / {cell(o['log_loss'])} / {cell(o['brier'])}"
             )
     table.add_row("ONNX vs scikit-learn max |Δp|", f"{doc.get('onnx_max_abs_diff', float('nan')):.1e}")
     table.add_row("gate", verdict)
@@ -340,13 +332,13 @@ def replay_table(figures: dict[str, Any]) -> Table:
         "not_blessed",
         "failed",
     ):
-        table.add_row(key.replace("_", " "), _fmt(figures[key]))
+        table.add_row(key.replace("_", " "), cell(figures[key]))
     table.add_row("versions served", ", ".join(f"v{v}" for v in figures["versions_served"]))
     for q in figures["quarters"]:
         table.add_row(
             f"{q['quarter']} AUC / Brier",
-            f"CT {_fmt(q['ct_auc'])} / {_fmt(q['ct_brier'])}   static {_fmt(q['static_auc'])} / "
-            f"{_fmt(q['static_brier'])}   ({q['flights']:,} flights)",
+            f"CT {cell(q['ct_auc'])} / {cell(q['ct_brier'])}   static {cell(q['static_auc'])} / "
+            f"{cell(q['static_brier'])}   ({q['flights']:,} flights)",
         )
     latency = figures["latency_ms"]
     table.add_row("request latency", f"p50 {latency['p50']} ms, p99 {latency['p99']} ms (one request per hour)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -146,6 +147,13 @@ class DeploySettings:
     namespace: str = "ctloop"
     seldon_deployment: str = "flight-delay"
     canary_percent: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse an unknown target and a canary share outside 0-100."""
+        if self.target not in ("local", "seldon"):
+            raise ConfigError(f"[deploy] target must be 'local' or 'seldon', got {self.target!r}")
+        if not 0 <= self.canary_percent <= 100:
+            raise ConfigError(f"[deploy] canary_percent must be in 0..100, got {self.canary_percent}")
 
 
 @dataclass(frozen=True)
@@ -409,6 +417,27 @@ _SECTION_TYPES: dict[str, type[Any]] = {
 }
 
 
+_KINDS: dict[Any, tuple[str, tuple[type, ...]]] = {
+    str: ("text", (str,)),
+    int: ("a whole number", (int,)),
+    float: ("a number", (int, float)),
+    bool: ("true or false", (bool,)),
+    tuple[str, ...]: ("a list of texts", (list, tuple)),
+}
+
+
+def _check_type(section: str, name: str, kind: Any, value: Any) -> None:
+    """Refuse a value of the wrong type, naming the key (TOML and JSON give no other check)."""
+    if kind not in _KINDS:
+        return
+    label, accepted = _KINDS[kind]
+    wrong = not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool)
+    if not wrong and kind == tuple[str, ...]:
+        wrong = not all(isinstance(item, str) for item in value)
+    if wrong:
+        raise ConfigError(f"[{section}] {name} must be {label}, got {value!r}")
+
+
 def _build[T](kind: type[T], values: Any, section: str) -> T:
     if not isinstance(values, dict):
         raise ConfigError(f"[{section}] must be a table, got {type(values).__name__}")
@@ -416,4 +445,7 @@ def _build[T](kind: type[T], values: Any, section: str) -> T:
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"[{section}] has unknown field(s): {', '.join(unknown)}")
+    hints = typing.get_type_hints(kind)
+    for name, value in values.items():
+        _check_type(section, name, hints[name], value)
     return kind(**values)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow import MlflowClient
 
 from ctloop.adapters.registry import CHAMPION, Registry, RegistryError
 from ctloop.app import deploy
@@ -33,12 +34,12 @@ def config(tmp_path: Path) -> Path:
     """A config whose registry holds versions 1, 2, 3 (no champion yet), each with a serving folder."""
     path = write_config(tmp_path)
     registry = Registry(Settings.load(path))
-    registry.client.create_registered_model(registry.name)
+    MlflowClient(registry.uri).create_registered_model(registry.name)
     for n in (1, 2, 3):
         with registry.run(f"rollback-{n}", {}) as run_id:
             mlflow.log_text(f"onnx placeholder {n}", "serving/model.onnx")
             mlflow.log_text(json.dumps({"n": n}), "serving/metadata.json")
-        registry.client.create_model_version(registry.name, f"runs:/{run_id}/serving", run_id=run_id)
+        MlflowClient(registry.uri).create_model_version(registry.name, f"runs:/{run_id}/serving", run_id=run_id)
     return path
 
 
@@ -104,7 +105,7 @@ def test_a_rolled_back_version_in_the_history_is_passed_over(config):
     registry = promote(config, "1", "2", "3")
     marked = {deploy.ROLLED_BACK_TO: "1", deploy.ROLLED_BACK_PROMOTED_FROM: "1", deploy.PROMOTED_FROM: ""}
     for key, value in marked.items():  # the state a rollback of v2 leaves on it
-        registry.client.set_model_version_tag(registry.name, "2", key, value)
+        MlflowClient(registry.uri).set_model_version_tag(registry.name, "2", key, value)
     done = deploy.rollback(Settings.load(config))
     assert (done.left, done.version, done.deployed.version) == ("3", "1", "1")
     assert served_version(config) == "1"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from ctloop.adapters.registry import CHALLENGER, CHAMPION, Registry
 from ctloop.app.deploy import deploy_alias
@@ -65,7 +66,7 @@ def test_first_run_registers_a_champion_with_lineage(first_run, weak):
     folder = registry.download_serving(version.version)
     assert (folder / "model.onnx").stat().st_size > 0
     assert (folder / "metadata.json").exists()
-    run = registry.client.get_run(version.run_id)
+    run = MlflowClient(registry.uri).get_run(version.run_id)
     assert run.data.metrics["eval_auc"] > 0.55
     assert "eval_brier" in run.data.metrics and "baseline_auc" in run.data.metrics
 

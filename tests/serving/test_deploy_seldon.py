@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import yaml
+from mlflow import MlflowClient
 
 from ctloop.adapters import kube
 from ctloop.adapters.kube import VERSION_LABEL
@@ -32,6 +33,6 @@ def test_deploy_seldon_resolves_aliases_to_versions_and_uris(registered, recorde
     champion, challenger = body["spec"]["predictors"]
     assert done.version == registry.by_alias("champion").version == champion["labels"][VERSION_LABEL]
     assert challenger["labels"][VERSION_LABEL] == "2" and challenger["traffic"] == 10
-    run_uri = registry.client.get_run(registry.get("2").run_id).info.artifact_uri
+    run_uri = MlflowClient(registry.uri).get_run(registry.get("2").run_id).info.artifact_uri
     assert challenger["graph"]["modelUri"] == f"{run_uri}/serving"
     assert {p["name"]: p["value"] for p in champion["graph"]["parameters"]}["feature_service"] == "flight_delay_v1"

@@ -30,6 +30,13 @@ def test_settings_round_trip_through_json():
         ("[nope]\nx = 1\n", "unknown settings section [nope]"),
         ("[train]\nseeds = 1\n", "[train] has unknown field(s): seeds"),
         ("[train\n", "local.toml"),
+        ('[gate]\nmin_auc = "high"\n', "[gate] min_auc must be a number, got 'high'"),
+        ("[train]\nmax_iter = 2.5\n", "[train] max_iter must be a whole number, got 2.5"),
+        ("[serving]\nworkers = true\n", "[serving] workers must be a whole number, got True"),
+        ("[monitor]\ndrift_ignore = [1]\n", "[monitor] drift_ignore must be a list of texts, got [1]"),
+        ('[deploy]\ntarget = "k8s"\n', "[deploy] target must be 'local' or 'seldon', got 'k8s'"),
+        ('[pipeline]\nlocal_runner = "pods"\n', "[pipeline] local_runner must be 'subprocess' or 'container'"),
+        ("[deploy]\ncanary_percent = 150\n", "[deploy] canary_percent must be in 0..100, got 150"),
     ],
 )
 def test_bad_settings_name_the_problem(tmp_path, text, message):
@@ -44,3 +51,10 @@ def test_bad_settings_name_the_problem(tmp_path, text, message):
 def test_missing_settings_file():
     with pytest.raises(ConfigError, match="not found"):
         Settings.load("/nonexistent/config/x.toml")
+
+
+def test_a_pipeline_parameter_is_checked_like_a_file():
+    """Settings arriving as a pipeline parameter get the same type checks as a settings file."""
+    text = Settings().to_json().replace('"min_auc": 0.65', '"min_auc": "high"')
+    with pytest.raises(ConfigError, match=re.escape("[gate] min_auc must be a number, got 'high'")):
+        Settings.from_json(text)

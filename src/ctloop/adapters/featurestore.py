@@ -16,7 +16,7 @@ import os
 import string
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -185,7 +185,7 @@ def write_offline_tables(settings: Settings, tables: dict[str, pd.DataFrame]) ->
     return {name: len(frame) for name, frame in tables.items()}
 
 
-STATIC_SINCE = datetime(2000, 1, 1, tzinfo=UTC)
+STATIC_SINCE: datetime = features.PLANES_EVENT_TIME.to_pydatetime()
 """Views with no TTL hold static rows (plane attributes) stamped long before the data."""
 
 

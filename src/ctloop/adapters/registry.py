@@ -35,7 +35,12 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-LINEAGE_TAGS = ("git_sha", "pipeline_version", "pipeline_run", "data_sha256", "feature_service", "window")
+PROMOTED_FROM = "promoted_from"
+"""Set by :meth:`Registry.promote` on the version it promotes: the champion it replaced ("" if none)."""
+ROLLED_BACK_TO = "rolled_back_to"
+"""Set by a rollback on the version it moved away from: the version it went back to."""
+ROLLED_BACK_PROMOTED_FROM = "rolled_back_promoted_from"
+"""The rolled-back version's ``promoted_from`` before the rollback cleared it (lineage kept)."""
 _PINNED = ("scikit-learn", "skops", "numpy", "scipy", "onnx", "onnxruntime")
 
 HTTP_LIMITS = {
@@ -183,7 +188,7 @@ class Registry:
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
         self._mlflow = mlflow
-        self.client: MlflowClient = mlflow.tracking.MlflowClient(self.uri, self.uri)
+        self._client: MlflowClient = mlflow.tracking.MlflowClient(self.uri, self.uri)
 
     @contextmanager
     def guard(self) -> Iterator[None]:
@@ -215,7 +220,7 @@ class Registry:
         """Create the experiment on first use, with artifacts under the data directory."""
         name = self.settings.registry.experiment
         try:
-            found = self.client.get_experiment_by_name(name)
+            found = self._client.get_experiment_by_name(name)
         except Exception as exc:
             if unreachable_reason(exc):
                 raise  # the guard's one-line error
@@ -226,7 +231,7 @@ class Registry:
         if self.uri.startswith("sqlite:"):
             self.settings.artifact_root.mkdir(parents=True, exist_ok=True)
             location = self.settings.artifact_root.as_uri()
-        return str(self.client.create_experiment(name, artifact_location=location))
+        return str(self._client.create_experiment(name, artifact_location=location))
 
     @contextmanager
     def run(self, run_name: str, tags: dict[str, str]) -> Iterator[str]:
@@ -249,7 +254,7 @@ class Registry:
     def find_version(self, tags: dict[str, str]) -> ModelVersion | None:
         """A version whose tags contain all of ``tags`` (idempotent registration)."""
         query = " and ".join(f"tag.{k} = '{v}'" for k, v in sorted(tags.items()))
-        found = self.client.search_model_versions(f"name = '{self.name}' and {query}")
+        found = self._client.search_model_versions(f"name = '{self.name}' and {query}")
         return self._convert(found[0]) if found else None
 
     @_guarded
@@ -302,7 +307,7 @@ class Registry:
         log.info("run %s logged; registering its model", run_id)
         self._ensure_model()
         # model_id: a tracking server refuses a ``models:/m-...`` source without it (a SQLite store did not ask)
-        created = self.client.create_model_version(
+        created = self._client.create_model_version(
             self.name, info.model_uri, run_id=run_id, tags=tags, model_id=info.model_id
         )
         log.info("registered %s version %s", self.name, created.version)
@@ -312,11 +317,11 @@ class Registry:
         from mlflow.exceptions import MlflowException
 
         try:
-            self.client.get_registered_model(self.name)
+            self._client.get_registered_model(self.name)
         except MlflowException as exc:
             if unreachable_reason(exc):
                 raise  # not "no such model": the server is gone
-            self.client.create_registered_model(
+            self._client.create_registered_model(
                 self.name, description="Will this New York flight arrive 15+ minutes late?"
             )
 
@@ -326,7 +331,7 @@ class Registry:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self._convert(self.client.get_model_version(self.name, version))
+            return self._convert(self._client.get_model_version(self.name, version))
         except MlflowException as exc:
             if unreachable_reason(exc):
                 raise
@@ -338,7 +343,7 @@ class Registry:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self._convert(self.client.get_model_version_by_alias(self.name, alias))
+            return self._convert(self._client.get_model_version_by_alias(self.name, alias))
         except MlflowException as exc:
             if unreachable_reason(exc):
                 raise
@@ -348,14 +353,20 @@ class Registry:
     def set_alias(self, alias: str, version: str) -> None:
         """Point ``alias`` at ``version`` (promotion and rollback are this)."""
         self.get(version)
-        self.client.set_registered_model_alias(self.name, alias, version)
+        self._client.set_registered_model_alias(self.name, alias, version)
+
+    @_guarded
+    def set_version_tags(self, version: str, tags: dict[str, str]) -> None:
+        """Set tags on one model version (an empty value clears its meaning, MLflow keeps the key)."""
+        for key, value in tags.items():
+            self._client.set_model_version_tag(self.name, version, key, value)
 
     @_guarded
     def promote(self, version: str) -> ModelVersion | None:
         """Make ``version`` the champion; return the previous champion (kept as a version)."""
         previous = self.by_alias(CHAMPION)
         self.set_alias(CHAMPION, version)
-        self.client.set_model_version_tag(self.name, version, "promoted_from", previous.version if previous else "")
+        self._client.set_model_version_tag(self.name, version, PROMOTED_FROM, previous.version if previous else "")
         return previous
 
     @_guarded
@@ -364,8 +375,8 @@ class Registry:
         from mlflow.exceptions import MlflowException
 
         try:
-            found = self.client.search_model_versions(f"name = '{self.name}'")
-            aliases = self.client.get_registered_model(self.name).aliases or {}
+            found = self._client.search_model_versions(f"name = '{self.name}'")
+            aliases = self._client.get_registered_model(self.name).aliases or {}
         except MlflowException as exc:
             if unreachable_reason(exc):
                 raise
@@ -389,14 +400,14 @@ class Registry:
     @_guarded
     def model_tags(self, prefix: str) -> dict[str, str]:
         """The registered model's tags under ``prefix`` (prefix removed): small state kept with the model."""
-        tags = self.client.get_registered_model(self.name).tags or {}
+        tags = self._client.get_registered_model(self.name).tags or {}
         return {k.removeprefix(prefix): str(v) for k, v in tags.items() if k.startswith(prefix)}
 
     @_guarded
     def set_model_tags(self, prefix: str, values: dict[str, str]) -> None:
         """Set tags ``<prefix><key>`` on the registered model."""
         for key, value in values.items():
-            self.client.set_registered_model_tag(self.name, f"{prefix}{key}", value)
+            self._client.set_registered_model_tag(self.name, f"{prefix}{key}", value)
 
     @_guarded
     def serving_uri(self, mv: ModelVersion) -> str:
@@ -405,7 +416,7 @@ class Registry:
         With MLflow's proxied artifacts (``mlflow-artifacts:/...``) the path is mapped onto the
         server's ``--artifacts-destination`` (``[registry] artifacts_destination``).
         """
-        run_uri = str(self.client.get_run(mv.run_id).info.artifact_uri).rstrip("/")
+        run_uri = str(self._client.get_run(mv.run_id).info.artifact_uri).rstrip("/")
         return serving_uri_for(run_uri, self.settings.registry.artifacts_destination)
 
     def _convert(self, mv: Any) -> ModelVersion:

@@ -20,16 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ctloop.adapters.registry import CHALLENGER, CHAMPION, ModelVersion, Registry, RegistryError
+from ctloop.adapters.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PROMOTED_FROM,
+    ROLLED_BACK_PROMOTED_FROM,
+    ROLLED_BACK_TO,
+    ModelVersion,
+    Registry,
+    RegistryError,
+)
 from ctloop.config import Settings
 from ctloop.contract.layout import CURRENT, MODEL_CARD, serving_dir
-
-PROMOTED_FROM = "promoted_from"
-"""Set by ``Registry.promote`` on the version it promotes: the champion it replaced ("" if none)."""
-ROLLED_BACK_TO = "rolled_back_to"
-"""Set by :func:`rollback` on the version it moved away from: the version it went back to."""
-ROLLED_BACK_PROMOTED_FROM = "rolled_back_promoted_from"
-"""The rolled-back version's ``promoted_from`` before :func:`rollback` cleared it (lineage kept)."""
 
 
 @dataclass(frozen=True)
@@ -191,12 +193,10 @@ def rollback(settings: Settings) -> RolledBack:
         raise RegistryError(f"{registry.name} has no champion to roll back: run `ctloop train`")
     target = rollback_target(registry, champion)
     registry.set_alias(CHAMPION, target.version)
-    # the registry adapter has no per-version tag setter (registry.py belongs to another change): its client does it
     tags = {
         ROLLED_BACK_TO: target.version,
         ROLLED_BACK_PROMOTED_FROM: champion.tags.get(PROMOTED_FROM, ""),
         PROMOTED_FROM: "",
     }
-    for key, value in tags.items():
-        registry.client.set_model_version_tag(registry.name, champion.version, key, value)
+    registry.set_version_tags(champion.version, tags)
     return RolledBack(champion.version, target.version, deploy(settings))

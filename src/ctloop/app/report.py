@@ -22,6 +22,7 @@ import pandas as pd
 
 from ctloop.core.clock import LOCAL_TZ
 from ctloop.core.monitor import drift
+from ctloop.core.text import cell
 
 if TYPE_CHECKING:
     from ctloop.config import Settings
@@ -259,18 +260,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
         return "<p>none</p>"
     cols = columns or list(rows[0])
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return "—" if math.isnan(value) else f"{value:.4f}"
-    if isinstance(value, list):
-        return "; ".join(str(v) for v in value) or "—"
-    return str(value)
 
 
 def write(folder: Path, results: pd.DataFrame, loop: ReplayRecord, figures: dict[str, Any], settings: Settings) -> Path:
