@@ -66,14 +66,20 @@ class MonitorSettings:
     difference from the reading taken ``window`` earlier. Thresholds: PSI per feature and on the
     prediction, AUC and Brier floors on delayed labels, the champion's data age; ``cooldown_s`` on
     the monitor's clock.
+
+    The defaults are the policy the year replay measured (``make run``); every environment runs
+    it unless its settings file says otherwise.
     """
 
     prometheus_url: str = ""
-    window: str = "1d"
+    window: str = "7d"
+    """Drift and performance over this much traffic (a Prometheus duration)."""
     kfp_host: str = ""
     """The KFP API a cluster's monitor starts retrains on (its newest pipeline version)."""
     max_feature_psi: float = 0.25
+    """A feature has drifted above this PSI against the champion's training data ..."""
     min_drifted_features: int = 2
+    """... and the drift trigger needs this many drifted features."""
     drift_ignore: tuple[str, ...] = (
         "sched_month",
         *("temp", "dewp", "humid", "pressure", "wind_speed", "wind_gust", "visib", "precip"),
@@ -90,14 +96,20 @@ class MonitorSettings:
     """
     max_prediction_psi: float = 0.2
     min_rows: int = 1000
+    """Fewer flights scored in the window: drift is not judged."""
     min_auc: float = 0.62
+    """Delayed-label floors: AUC and Brier over the outcomes sent back in the window ..."""
     max_brier: float = 0.22
     min_labelled: int = 500
-    max_model_age_days: int = 28
+    """... when there are at least this many."""
+    max_model_age_days: int = 35
+    """Schedule: retrain when the champion's data is older than this."""
     min_new_data_days: int = 14
     """A trigger starts no run until the champion's data is this many days old (a retrain needs news)."""
-    train_window_days: int = 90
-    cooldown_s: float = 7 * 86400.0
+    train_window_days: int = 120
+    """A retrain's sliding window, ending the day before now (its last ``eval_days`` evaluate)."""
+    cooldown_s: float = 28 * 86400.0
+    """Between two runs: one incident, one run."""
 
     def __post_init__(self) -> None:
         """Refuse a window Prometheus would not parse; TOML's list becomes a tuple."""
@@ -161,18 +173,27 @@ class ServingSettings:
     """The local serving stack: loopback ports, worker counts and the model class's parameters."""
 
     rest_port: int = 9000
+    """Seldon's REST port (our metrics are on it too, at ``/metrics``)."""
     metrics_port: int = 6000
+    """Seldon's own metrics."""
     feature_server_port: int = 6566
     workers: int = 2
+    """Gunicorn workers of the microservice."""
     feature_server_workers: int = 2
     feature_timeout_s: float = 1.0
     feature_cache_ttl_s: float = 10.0
+    """Online values reused per entity key (weather changes hourly, rates daily); 0: off."""
     static_feature_cache_ttl_s: float = 300.0
+    """The same for views with no TTL in Feast (plane attributes)."""
     feature_cache_max_entries: int = 20_000
     max_batch: int = 1000
+    """Flights per request."""
     max_body_bytes: int = 1_000_000
+    """Larger bodies get 413."""
     swap_check_s: float = 0.2
+    """How often a worker looks for a newly deployed champion."""
     metrics_flush_s: float = 1.0
+    """How often a worker moves its drift counts into the metrics files."""
     ready_timeout_s: float = 90.0
 
     def model_parameters(self, model_dir: str, feature_server_url: str) -> list[dict[str, str]]:
