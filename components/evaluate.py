@@ -9,7 +9,6 @@ def evaluate(
     training_set: Input[Dataset],
     model: Input[Model],
     end: str,
-    params_json: str,
     settings_json: str,
     metrics: Output[Metrics],
     roc: Output[ClassificationMetrics],
@@ -24,9 +23,7 @@ def evaluate(
     from ctloop.config import Settings
 
     pipeline_steps.task_process()
-    result = pipeline_steps.evaluate(
-        Settings.from_json(settings_json), Path(training_set.path), Path(model.path), end, params_json
-    )
+    result = pipeline_steps.evaluate(Settings.from_json(settings_json), Path(training_set.path), Path(model.path), end)
     for name, value in result.flat_metrics().items():
         metrics.log_metric(name, value)
     roc.log_roc_curve(*result.roc)

@@ -309,7 +309,6 @@ def run(
         try:
             pipeline(
                 settings_json=task_settings.to_json(),
-                source_dir=task_settings.source_path,
                 start=start,
                 end=end,
                 promote=promote,

@@ -23,8 +23,10 @@ def build(
 ) -> GraphComponent:
     """The pipeline with this environment's settings as parameter defaults.
 
-    The defaults are portable (relative paths, no root folder): a compiled pipeline resolves them
-    in the pod. A local run passes the settings with this checkout's root instead.
+    ``settings_json`` is the one channel of settings into a run (paths, features, training and gate
+    parameters, registry): every task reads what it needs from it. Its default is portable
+    (relative paths, no root folder): a compiled pipeline resolves them in the pod. A local run
+    passes the settings with this checkout's root instead.
     """
 
     @dsl.pipeline(name=TRAINING_PIPELINE, description="Train, gate and register the flight-delay model on a window.")
@@ -32,19 +34,13 @@ def build(
         settings_json: str = settings.to_json(portable=True),
         start: str = "2013-01-01",
         end: str = "2013-03-31",
-        history_days: int = settings.features.history_days,
-        source_dir: str = settings.paths.source_dir,
-        params_json: str = settings.train.to_json(),
-        gate_json: str = settings.gate.to_json(),
         git_sha: str = git_sha,
         pipeline_version: str = pipeline_version,
         promote: bool = True,
         as_of: str = "",
     ) -> None:
         """The level-2 training pipeline for one window of flights."""
-        ingested = ingest(start=start, end=end, history_days=history_days, source_dir=source_dir).set_display_name(
-            "ingest"
-        )
+        ingested = ingest(settings_json=settings_json, start=start, end=end).set_display_name("ingest")
         ingested.set_caching_options(False)  # reads external data: never serve a stale snapshot
         sha = ingested.outputs["Output"]
         snapshot = ingested.outputs["snapshot"]
@@ -60,7 +56,7 @@ def build(
         )
         built.set_display_name("point-in-time training set").after(loaded)
 
-        fitted = train(training_set=built.outputs["dataset"], end=end, params_json=params_json).set_display_name(
+        fitted = train(training_set=built.outputs["dataset"], end=end, settings_json=settings_json).set_display_name(
             "train"
         )
 
@@ -68,12 +64,11 @@ def build(
             training_set=built.outputs["dataset"],
             model=fitted.outputs["model"],
             end=end,
-            params_json=params_json,
             settings_json=settings_json,
         ).set_display_name("evaluate vs champion")
         scored.set_caching_options(False)  # compares with whatever the champion is now
 
-        decided = gate(evaluation=scored.outputs["evaluation"], gate_json=gate_json).set_display_name("gate")
+        decided = gate(evaluation=scored.outputs["evaluation"], settings_json=settings_json).set_display_name("gate")
 
         with dsl.If(decided.outputs["Output"] == "blessed", name="blessed"):
             registered = register(

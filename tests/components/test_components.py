@@ -15,6 +15,7 @@ from components.train import train
 from components.training_set import training_set
 from components.validate import validate
 from ctloop.app import pipeline_steps
+from ctloop.config import Settings
 from ctloop.core.schema import DataValidationError
 from tests.conftest import END, START
 
@@ -29,7 +30,8 @@ def _artifact(kind, tmp_path, name):
 def ingested(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ingest")
     snapshot, stats = _artifact(Dataset, folder, "snapshot"), _artifact(Metrics, folder, "stats")
-    sha = ingest.python_func(start=START, end=END, history_days=28, source_dir="", snapshot=snapshot, stats=stats)
+    settings_json = Settings().to_json()  # the defaults: the package's CSVs, 28 days of history
+    sha = ingest.python_func(settings_json=settings_json, start=START, end=END, snapshot=snapshot, stats=stats)
     return sha, snapshot, stats
 
 
@@ -78,7 +80,7 @@ def test_training_train_evaluate_gate_chain(materialized, snapshot, tmp_path):
     )
     assert stats.metadata["features"] == 21
     model, fit = _artifact(Model, tmp_path, "model"), _artifact(Metrics, tmp_path, "fit")
-    train.python_func(training_set=dataset, end=END, params_json=materialized.train.to_json(), model=model, metrics=fit)
+    train.python_func(training_set=dataset, end=END, settings_json=materialized.to_json(), model=model, metrics=fit)
     assert model.metadata["features"] == 21 and fit.metadata["fit_rows"] > 10_000
     metrics, roc = _artifact(Metrics, tmp_path, "metrics"), _artifact(ClassificationMetrics, tmp_path, "roc")
     report, evaluation = _artifact(HTML, tmp_path, "report.html"), _artifact(Artifact, tmp_path, "evaluation")
@@ -86,7 +88,6 @@ def test_training_train_evaluate_gate_chain(materialized, snapshot, tmp_path):
         training_set=dataset,
         model=model,
         end=END,
-        params_json=materialized.train.to_json(),
         settings_json=materialized.to_json(),
         metrics=metrics,
         roc=roc,
@@ -98,13 +99,13 @@ def test_training_train_evaluate_gate_chain(materialized, snapshot, tmp_path):
     assert roc.metadata["confidenceMetrics"] and "confusionMatrix" in roc.metadata
     assert "carrier=" in (tmp_path / "report.html").read_text()
     decision = _artifact(Metrics, tmp_path, "decision")
-    relaxed = replace(materialized.gate, min_auc=0.5)
-    assert gate.python_func(evaluation=evaluation, gate_json=relaxed.to_json(), decision=decision) == "blessed"
-    strict = replace(materialized.gate, min_slice_auc=0.99)
-    assert gate.python_func(evaluation=evaluation, gate_json=strict.to_json(), decision=decision) == "rejected"
+    relaxed = materialized.replace(gate=replace(materialized.gate, min_auc=0.5)).to_json()
+    assert gate.python_func(evaluation=evaluation, settings_json=relaxed, decision=decision) == "blessed"
+    strict = materialized.replace(gate=replace(materialized.gate, min_slice_auc=0.99)).to_json()
+    assert gate.python_func(evaluation=evaluation, settings_json=strict, decision=decision) == "rejected"
     assert any("collapsed" in r for r in decision.metadata["reasons"])
     doc = json.loads((tmp_path / "evaluation").read_text())
     doc["candidate"]["overall"]["auc"] = float("nan")
     (tmp_path / "evaluation").write_text(json.dumps(doc))
-    assert gate.python_func(evaluation=evaluation, gate_json=relaxed.to_json(), decision=decision) == "rejected"
+    assert gate.python_func(evaluation=evaluation, settings_json=relaxed, decision=decision) == "rejected"
     assert decision.metadata["reasons"] == ["auc is NaN"]

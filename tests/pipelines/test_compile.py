@@ -124,4 +124,9 @@ def test_compiled_pipeline_holds_no_path_of_the_compiling_machine(tmp_path, conf
     defaults = next(yaml.safe_load_all(text))["root"]["inputDefinitions"]["parameters"]
     settings = json.loads(defaults["settings_json"]["defaultValue"])
     assert "root" not in settings
-    assert not Path(defaults["source_dir"].get("defaultValue", "")).is_absolute()
+
+
+def test_settings_reach_the_run_through_one_parameter(compiled):
+    """The run's parameters: the settings once, the window and the run's own facts; nothing restated."""
+    parameters = set(compiled["root"]["inputDefinitions"]["parameters"])
+    assert parameters == {"settings_json", "start", "end", "as_of", "promote", "git_sha", "pipeline_version"}

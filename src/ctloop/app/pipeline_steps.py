@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctloop.config import GateSettings, Settings, TrainParams
+from ctloop.config import GateSettings, Settings
 from ctloop.contract import layout
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Evaluation:
         return out
 
 
-def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: str, params_json: str) -> Evaluation:
+def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: str) -> Evaluation:
     """Score candidate, champion (same window, same features) and baseline."""
     import numpy as np
 
@@ -152,7 +152,7 @@ def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: s
     from ctloop.core import features
     from ctloop.core import train as core
 
-    params = TrainParams.from_json(params_json)
+    params = settings.train
     ts = core.TrainingSet.load(training_set_dir, (*core.SPLIT_COLUMNS, *ev.SLICE_COLUMNS))  # baseline: hour, carrier
     fit, held = core.split(ts, date.fromisoformat(end), params.eval_days)
     # the candidate is scored as it will be served: its ONNX export (parity was checked in train)
