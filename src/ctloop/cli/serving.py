@@ -1,0 +1,166 @@
+"""`ctloop serve`, `monitor` and `ui`: the serving stack, a monitoring pass, the MLflow UI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ctloop.cli.shell import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    ReplayOption,
+    UserError,
+    app,
+    console,
+    friendly,
+    git_sha,
+    load_settings,
+    scoped_settings,
+)
+from ctloop.config import Settings
+
+
+def watch_for(settings: Settings) -> Any:
+    """Where a monitoring pass reads and retrains, chosen once here.
+
+    A cluster (``[monitor] prometheus_url``): Prometheus, the registry and the KFP server. This
+    machine: serving's ``/metrics``, the serving folder, files and kfp.local.
+    """
+    from ctloop.app import monitor_pass
+
+    if settings.monitor.prometheus_url:
+        return monitor_pass.on_cluster(settings)
+    from pipelines.local import LocalRetrainer
+
+    return monitor_pass.on_this_machine(settings, LocalRetrainer())
+
+
+@app.command()
+@friendly
+def monitor(
+    now: Annotated[str, typer.Option(help="The monitor's clock (ISO date or time; default: now, UTC).")] = "",
+    dry_run: Annotated[bool, typer.Option(help="Decide and record, but start no retrain.")] = False,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """One monitoring pass: drift and delayed-label performance from serving's metrics, the policy, maybe a retrain."""
+    from ctloop.app.monitor_pass import monitor_pass
+
+    settings = load_settings(config)
+    clock = datetime.fromisoformat(now) if now else datetime.now(tz=UTC).replace(tzinfo=None)
+    result = monitor_pass(settings, clock, watch_for(settings), dry_run=dry_run)
+    d = result.decision
+    table = Table(title=f"monitor at {d.at} — model v{d.model_version}", show_header=False)
+    table.add_row("triggers", ", ".join(d.triggers) or "none")
+    table.add_row("retrain", f"{'yes' if d.retrain else 'no'} ({result.outcome})")
+    if result.window:
+        table.add_row("training window", "..".join(result.window))
+    for reason in d.reasons:
+        table.add_row("reason", reason)
+    for key, value in d.numbers.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+EXAMPLE_FLIGHT = {
+    "origin": "JFK",
+    "carrier": "B6",
+    "tailnum": "N503JB",
+    "dest": "BOS",
+    "sched_dep": "2013-04-02T08:30:00",
+    "distance": 187,
+}
+
+
+@app.command()
+@friendly
+def serve(
+    alias: Annotated[str, typer.Option(help="Registry alias to serve.")] = "champion",
+    containers: Annotated[
+        bool,
+        typer.Option(
+            "--containers",
+            help="Run the feature server and the microservice in the images of this checkout "
+            "(podman; `make images` builds them), as a cluster does.",
+        ),
+    ] = False,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Serve ALIAS on loopback: Redis, the Feast feature server and the Seldon microservice, until Ctrl-C."""
+    import json
+    import signal
+    import time
+
+    from ctloop.app.stack import Containers, serving_stack
+
+    settings = load_settings(config)
+    launcher = Containers(settings, settings.pipeline.image_tag or git_sha(settings.root)) if containers else None
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    with ExitStack() as started:
+        with console.status("starting Redis, feast serve and the Seldon microservice..."):
+            stack = started.enter_context(serving_stack(settings, alias, launcher=launcher))
+        body = json.dumps({"jsonData": {"flights": [EXAMPLE_FLIGHT]}})
+        table = Table(
+            title=f"serving {settings.registry.model_name} v{stack.model_version} ({alias})", show_header=False
+        )
+        table.add_row("predictions", f"{stack.rest_url}/api/v1.0/predictions")
+        table.add_row("feedback", f"{stack.rest_url}/api/v1.0/feedback")
+        table.add_row("liveness / readiness", f"{stack.rest_url}/health/ping  {stack.rest_url}/health/status")
+        table.add_row("metrics (ours / Seldon's)", f"{stack.metrics_url}  {stack.seldon_metrics_url}")
+        table.add_row("feature server", stack.feature_server_url)
+        table.add_row("Redis", f"127.0.0.1:{stack.redis.port}")
+        console.print(table)
+        console.print("try:")
+        console.print(
+            f"  curl -s {stack.rest_url}/api/v1.0/predictions -H 'Content-Type: application/json' -d '{body}'",
+            soft_wrap=True,
+            highlight=False,
+        )
+        console.print("`ctloop promote VERSION` swaps the served model live. Ctrl-C stops everything.")
+        try:
+            while all(p.alive() for p in stack.processes):
+                time.sleep(0.5)
+            dead = next(p for p in stack.processes if not p.alive())
+            raise UserError(f"{dead.name} stopped unexpectedly (log {dead.log_file}): {dead.tail(300)}")
+        except KeyboardInterrupt:
+            console.print("stopping...")
+    console.print("stopped")
+
+
+@app.command()
+@friendly
+def ui(
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    replay: ReplayOption = False,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Start the MLflow UI on 127.0.0.1 over the local tracking store."""
+    settings = scoped_settings(config, replay)
+    chosen = port or settings.services.mlflow_ui_port
+    settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    mlflow = Path(sys.executable).parent / "mlflow"
+    args = [
+        str(mlflow),
+        "ui",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(chosen),
+        "--backend-store-uri",
+        settings.tracking_uri,
+        "--default-artifact-root",
+        settings.artifact_root.as_uri(),
+    ]
+    console.print(f"MLflow UI on http://127.0.0.1:{chosen} (Ctrl-C stops it)")
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    os.execv(args[0], args)  # noqa: S606

@@ -1,0 +1,196 @@
+"""`ctloop train`, `run` and `replay`: the training pipeline here, and the year replay."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ctloop.cli.shell import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    EndOption,
+    StartOption,
+    UserError,
+    _progress,
+    app,
+    console,
+    friendly,
+    git_sha,
+    load_settings,
+    online_store,
+    quiet_warnings,
+)
+from ctloop.config import TRAINING_PIPELINE, Settings
+from ctloop.core.text import cell
+
+
+def run_training(settings: Settings, start: str, end: str, promote: bool) -> Any:
+    """Run the pipeline locally with a progress display; return the finished run."""
+    from ctloop.core.data import Window
+    from pipelines import local
+
+    Window.parse(start, end)  # a readable error before anything starts
+    with online_store(settings), _progress() as progress:
+        bar = progress.add_task(TRAINING_PIPELINE, total=len(local.TASKS))
+
+        def on_event(task: str, event: str) -> None:
+            if event == "started":
+                progress.update(bar, description=f"flight-delay-training: {task}")
+            else:
+                progress.advance(bar)
+
+        run = local.run(settings, start, end, promote=promote, git_sha=git_sha(settings.root), callback=on_event)
+        progress.update(bar, description="flight-delay-training: done", completed=len(local.TASKS))
+    return run
+
+
+def summary_table(settings: Settings, run: Any) -> Table:
+    """What a training run did, in one table."""
+    from ctloop.adapters.registry import Registry
+
+    ingest = run.artifact_metadata("ingest", "snapshot")
+    doc = run.evaluation() or {}
+    verdict = run.output("gate") or "—"
+    version = run.output("register")
+    table = Table(title=f"flight-delay-training ({run.job_name})", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("window", str(ingest.get("window", "—")))
+    table.add_row("data snapshot sha256", str(ingest.get("sha256", "—")))
+    table.add_row("flights (window)", cell(int(ingest["rows"]) if "rows" in ingest else None))
+    table.add_row("cancelled (excluded)", cell(int(ingest["cancelled"]) if "cancelled" in ingest else None))
+    table.add_row("evaluation window", str(doc.get("evaluation_window", "—")))
+    for who in ("candidate", "baseline", "champion"):
+        block = doc.get(who)
+        if block:
+            o = block["overall"]
+            label = f"{who} (v{doc.get('champion_version')})" if who == "champion" else who
+            table.add_row(
+                f"{label} AUC / log-loss / Brier", f"{cell(o['auc'])} / {cell(o['log_loss'])} / {cell(o['brier'])}"
+            )
+    table.add_row("ONNX vs scikit-learn max |Δp|", f"{doc.get('onnx_max_abs_diff', float('nan')):.1e}")
+    table.add_row("gate", verdict)
+    if version:
+        mv = Registry(settings).get(version)
+        table.add_row("model version", f"{settings.registry.model_name} v{version}")
+        table.add_row("aliases", ", ".join(mv.aliases) or "—")
+    else:
+        table.add_row("model version", "not registered (gate rejected the candidate)")
+    table.add_row("pipeline time", f"{run.seconds:.1f} s")
+    table.add_row("MLflow UI", f"ctloop ui → http://127.0.0.1:{settings.services.mlflow_ui_port}")
+    return table
+
+
+@app.command()
+@friendly
+def train(
+    start: StartOption = "2013-01-01",
+    end: EndOption = "2013-03-31",
+    promote: Annotated[bool, typer.Option(help="Move `champion` to the new version when blessed.")] = True,
+    runner: Annotated[
+        str,
+        typer.Option(
+            help="subprocess: each task a process of the platform venv; container: each task in the "
+            "platform image of this checkout (podman; `make images` builds it). Default: [pipeline] local_runner."
+        ),
+    ] = "",
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Run the KFP training pipeline locally (kfp.local) on a window and print a summary."""
+    settings = load_settings(config)
+    if runner:
+        if runner not in ("subprocess", "container"):
+            raise UserError(f"--runner must be subprocess or container, got {runner!r}")
+        settings = settings.replace(pipeline=dataclasses.replace(settings.pipeline, local_runner=runner))
+    run = run_training(settings, start, end, promote)
+    console.print(summary_table(settings, run))
+
+
+@app.command()
+@friendly
+def run(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """The main job: the continuous-training replay of 2013 (`ctloop replay`)."""
+    run_replay(load_settings(config), quick=False)
+
+
+@app.command()
+@friendly
+def replay(
+    quick: Annotated[bool, typer.Option(help="A few weeks with a sample of the flights ([replay] quick_*).")] = False,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Train a first champion, serve it, replay the year hour by hour with feedback; the monitor retrains alone."""
+    run_replay(load_settings(config), quick)
+
+
+def run_replay(settings: Settings, quick: bool) -> None:
+    """Run the replay with a progress display, then print its summary and where the report is."""
+    import pandas as pd
+
+    from ctloop.adapters import featurestore  # noqa: F401 - imported before quiet_warnings(): see there
+
+    quiet_warnings()
+    from ctloop.app import replay as rp
+    from ctloop.core.clock import LOCAL_TZ
+
+    plan = rp.Plan.from_settings(settings, quick)
+    hours = int((plan.ends - plan.begins) / rp.STEP)
+    with _progress() as progress:
+        bar = progress.add_task("replay: preparing", total=hours)
+
+        def on_stage(text: str) -> None:
+            quiet_warnings()  # again: each stage may have imported another library that reset them
+            progress.update(bar, description=f"replay: {text}")
+
+        def on_step(now: pd.Timestamp, loop: rp.Loop) -> None:
+            if now.hour % 6 == 0:
+                local = now.tz_convert(LOCAL_TZ)
+                progress.update(
+                    bar,
+                    completed=int((now - plan.begins) / rp.STEP) + 1,
+                    description=f"{local:%Y-%m-%d %H:00} serving v{loop.serving_version} | {loop.last_decision}",
+                )
+
+        from pipelines.local import LocalRetrainer
+
+        retrain = LocalRetrainer(git_sha=git_sha(settings.root))
+        outcome = rp.run(settings, retrain, quick=quick, on_stage=on_stage, on_step=on_step)
+        progress.update(bar, completed=hours, description="replay: done")
+    console.print(replay_table(outcome.summary))
+    console.print(f"report: {outcome.report_dir / 'index.html'}")
+    console.print("the replay's registry: ctloop models --replay; MLflow UI: ctloop ui --replay")
+
+
+def replay_table(figures: dict[str, Any]) -> Table:
+    """A replay's figures in one table."""
+    table = Table(title=f"ctloop replay {figures['period']} (sample {figures['sample']:.0%})", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    for key in (
+        "flights",
+        "prediction_requests",
+        "outcomes_sent",
+        "monitor_passes",
+        "triggers",
+        "retrains",
+        "promotions",
+        "not_blessed",
+        "failed",
+    ):
+        table.add_row(key.replace("_", " "), cell(figures[key]))
+    table.add_row("versions served", ", ".join(f"v{v}" for v in figures["versions_served"]))
+    for q in figures["quarters"]:
+        table.add_row(
+            f"{q['quarter']} AUC / Brier",
+            f"CT {cell(q['ct_auc'])} / {cell(q['ct_brier'])}   static {cell(q['static_auc'])} / "
+            f"{cell(q['static_brier'])}   ({q['flights']:,} flights)",
+        )
+    latency = figures["latency_ms"]
+    table.add_row("request latency", f"p50 {latency['p50']} ms, p99 {latency['p99']} ms (one request per hour)")
+    stages = ", ".join(f"{k} {v}" for k, v in figures["stages_s"].items())
+    table.add_row("wall time", f"{figures['wall_s']} s: {stages}")
+    return table
