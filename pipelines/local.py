@@ -31,13 +31,10 @@ from typing import Any
 
 from ctloop.app.monitor_pass import Retrain
 from ctloop.config import Settings
+from pipelines import TASK_ENV
 
 log = logging.getLogger(__name__)
 
-TASK_ENV = {"PYTHONOPTIMIZE": "1"}
-"""Environment of every task process. Feast decorates its classes with typeguard's
-``@typechecked``, which re-instruments them on every import (~5 s); under ``-O`` it is a no-op
-(feast imports in ~2.4 s). The pipeline sets the same on cluster tasks (``pipelines/training.py``)."""
 
 RUNNERS = ("subprocess", "container")
 IMAGE_WORKDIR = "/app"

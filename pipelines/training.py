@@ -15,7 +15,7 @@ from components.train import train
 from components.training_set import training_set
 from components.validate import validate
 from ctloop.config import TRAINING_PIPELINE, Settings
-from pipelines.local import TASK_ENV
+from pipelines import TASK_ENV
 
 
 def build(
