@@ -47,15 +47,15 @@ def test_an_old_champion_triggers_a_scheduled_retrain_on_the_window_before_now(l
 
 
 def test_on_a_cluster_the_policy_memory_lives_in_the_registry(registered, tmp_path):
-    """With a cluster deploy target, the last run's state round-trips through registered-model tags."""
-    from dataclasses import replace
-
-    from ctloop.app.monitor_pass import load_state, save_state
+    """A cluster's watch keeps the last run's state in registered-model tags, not in files."""
+    from ctloop.app.monitor_pass import RegistryState, on_cluster
     from ctloop.core.monitor import State
 
-    settings = registered.settings.replace(deploy=replace(registered.settings.deploy, target="seldon"))
-    assert load_state(settings, tmp_path) == State()
+    settings = registered.settings.replace(paths=replace(registered.settings.paths, data_dir=str(tmp_path)))
+    store = on_cluster(settings).state
+    assert isinstance(store, RegistryState)
+    assert store.load() == State()
     state = State(last_run_at="2013-06-01T00:00:00", last_incident="drift", last_outcome="not blessed")
-    save_state(settings, tmp_path, state)
-    assert load_state(settings, tmp_path) == state
-    assert not list(tmp_path.iterdir())  # nothing written to the pod's disk
+    store.save(state)
+    assert store.load() == state
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # nothing written to the pod's disk
