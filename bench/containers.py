@@ -25,6 +25,7 @@ from bench.serving import measure
 from ctloop.adapters import containers, services
 from ctloop.app import stack
 from ctloop.config import Settings
+from ctloop.contract.flight_request import EXAMPLE
 from pipelines import local
 from reliability.load import tree_rss_kib
 
@@ -32,14 +33,6 @@ START, END = "2013-01-01", "2013-03-31"
 RATIO_GOAL = 1.3
 SIZE_GOALS_MB = {"serving": 400.0, "platform": 1200.0}
 LOAD_S = 60
-FLIGHT = {
-    "origin": "JFK",
-    "carrier": "B6",
-    "tailnum": "N503JB",
-    "dest": "BOS",
-    "sched_dep": "2013-04-02T08:30:00",
-    "distance": 187,
-}
 
 
 def _timed_make(root: Path, *args: str) -> float:
@@ -85,7 +78,7 @@ def _container_mib(podman: containers.Podman, name: str) -> float:
 
 def serving_memory(settings: Settings, tag: str, work: Path, podman: containers.Podman) -> dict[str, dict[str, float]]:
     """MiB at rest and after LOAD_S of load, the microservice in its container and as processes."""
-    url_body = json.dumps({"jsonData": {"flights": [FLIGHT]}})
+    url_body = json.dumps({"jsonData": {"flights": [EXAMPLE]}})
     out: dict[str, dict[str, float]] = {}
     for kind in ("processes", "container"):
         launcher = stack.Containers(settings, tag) if kind == "container" else stack.Processes()

@@ -16,7 +16,7 @@ ENGINE ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo podman)
 PYTHON_BASE := python:3.12.12-slim-bookworm
 STANDIN_BASE := localhost/ctloop/python-base:3.12-bookworm
 # a CA bundle for the package index behind a TLS proxy, given to the builds as a secret (not kept)
-CA_BUNDLE ?= $(SSL_CERT_FILE)
+CA_BUNDLE ?= $(or $(SSL_CERT_FILE),$(wildcard /etc/ssl/certs/ca-certificates.crt))
 CONTAINER_PACKAGES := podman buildah runc mmdebstrap
 # extra flags for both builds (e.g. --no-cache: `make bench` times a cold build)
 BUILD_FLAGS ?=

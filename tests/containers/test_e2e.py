@@ -19,17 +19,9 @@ import pytest
 from ctloop.adapters.registry import Registry
 from ctloop.app import stack
 from ctloop.app.deploy import deploy
+from ctloop.contract.flight_request import EXAMPLE
 from pipelines import local
 from tests.containers.conftest import ours
-
-FLIGHT = {
-    "origin": "JFK",
-    "carrier": "B6",
-    "tailnum": "N503JB",
-    "dest": "BOS",
-    "sched_dep": "2013-04-02T08:30:00",
-    "distance": 187,
-}
 
 
 def post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -67,7 +59,7 @@ def served(box_settings, trained, tag) -> Iterator[stack.Stack]:
 
 def test_the_serving_image_answers_an_enriched_prediction_of_the_registered_version(served):
     """A prediction from the serving container names v1, enriched by the feature server's container."""
-    status, body = post(f"{served.rest_url}/api/v1.0/predictions", {"jsonData": {"flights": [FLIGHT]}})
+    status, body = post(f"{served.rest_url}/api/v1.0/predictions", {"jsonData": {"flights": [EXAMPLE]}})
     assert status == 200
     assert body["meta"]["tags"]["model_version"] == "1"
     assert body["meta"]["tags"]["feature_service"] == "flight_delay_v1"
@@ -91,7 +83,7 @@ def test_a_promotion_swaps_the_version_the_container_serves(box_settings, served
     deadline = time.monotonic() + 10
     seen = ""
     while time.monotonic() < deadline and seen != version:
-        seen = post(f"{served.rest_url}/api/v1.0/predictions", {"jsonData": {"flights": [FLIGHT]}})[1]["meta"]["tags"][
+        seen = post(f"{served.rest_url}/api/v1.0/predictions", {"jsonData": {"flights": [EXAMPLE]}})[1]["meta"]["tags"][
             "model_version"
         ]
         time.sleep(0.2)

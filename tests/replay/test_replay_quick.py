@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from ctloop.adapters import services
 from ctloop.app.replay import RESULTS_FILE, SUMMARY_FILE, local_midnight
+from ctloop.config import Settings
 from ctloop.core import data
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,8 @@ def toml_text(doc: dict[str, dict[str, Any]]) -> str:
 def replayed(tmp_path_factory) -> Replayed:
     """The project's own settings with loopback ports that are free and folders of this test's own."""
     folder = tmp_path_factory.mktemp("replay")
-    doc = tomllib.loads((ROOT / "config" / "local.toml").read_text())
+    settings = Settings.load(ROOT / "config" / "local.toml")  # the file and the defaults it leaves alone
+    doc = json.loads(settings.to_json(portable=True))
     for key in ("feature_repo", "feature_store_yaml", "serving_venv"):
         doc["paths"][key] = str(ROOT / doc["paths"][key])
     doc["paths"]["data_dir"] = str(folder / "data")

@@ -80,3 +80,9 @@ def test_entity_keys_match_the_training_entity_frame():
         flight = parse_flight({**request, "sched_dep": row.sched_dep_local, "distance": row.distance}, "f")
         expected = {k: frame.loc[i, k] for k in features.ENTITY_COLUMNS}
         assert flight.entity_keys() == expected
+
+
+def test_the_example_flight_is_a_valid_request():
+    """The example `ctloop serve` prints (and benchmarks send) passes the request rules."""
+    (flight,) = parse_flights([flight_request.EXAMPLE], max_batch=1)
+    assert (flight.origin, flight.carrier, flight.distance) == ("JFK", "B6", 187.0)

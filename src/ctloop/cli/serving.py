@@ -25,6 +25,7 @@ from ctloop.cli.shell import (
     scoped_settings,
 )
 from ctloop.config import Settings
+from ctloop.contract.flight_request import EXAMPLE
 
 
 def watch_for(settings: Settings) -> Any:
@@ -68,16 +69,6 @@ def monitor(
     console.print(table)
 
 
-EXAMPLE_FLIGHT = {
-    "origin": "JFK",
-    "carrier": "B6",
-    "tailnum": "N503JB",
-    "dest": "BOS",
-    "sched_dep": "2013-04-02T08:30:00",
-    "distance": 187,
-}
-
-
 @app.command()
 @friendly
 def serve(
@@ -109,7 +100,7 @@ def serve(
     with ExitStack() as started:
         with console.status("starting Redis, feast serve and the Seldon microservice..."):
             stack = started.enter_context(serving_stack(settings, alias, launcher=launcher))
-        body = json.dumps({"jsonData": {"flights": [EXAMPLE_FLIGHT]}})
+        body = json.dumps({"jsonData": {"flights": [EXAMPLE]}})
         table = Table(
             title=f"serving {settings.registry.model_name} v{stack.model_version} ({alias})", show_header=False
         )

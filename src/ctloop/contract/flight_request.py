@@ -20,6 +20,15 @@ CARRIERS = (
     "9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV",
 )  # fmt: skip
 UNKNOWN_TAILNUM = "UNKNOWN"
+EXAMPLE = {
+    "origin": "JFK",
+    "carrier": "B6",
+    "tailnum": "N503JB",
+    "dest": "BOS",
+    "sched_dep": "2013-04-02T08:30:00",
+    "distance": 187,
+}
+"""A valid flight of the request (``ctloop serve`` prints it in a curl; benchmarks and tests send it)."""
 MAX_DISTANCE_MI = 6000.0
 REQUIRED_FIELDS = ("origin", "carrier", "dest", "sched_dep", "distance")
 OPTIONAL_FIELDS = ("tailnum",)
