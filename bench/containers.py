@@ -98,7 +98,12 @@ def serving_memory(settings: Settings, tag: str, work: Path, podman: containers.
             measure(url, [url_body], 1, work)
             rest = memory()
             load = measure(url, [url_body], LOAD_S, work)
-            out[kind] = {"rest_mib": rest, "after_load_mib": memory(), "rps": round(load.rps, 1)}
+            out[kind] = {
+                "rest_mib": rest,
+                "after_load_mib": memory(),
+                "requests_per_s": round(load.requests_per_s, 1),
+                "errors": load.errors,
+            }
     return out
 
 
