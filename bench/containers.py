@@ -42,8 +42,14 @@ def _timed_make(root: Path, *args: str) -> float:
 
 
 def builds(root: Path) -> dict[str, float]:
-    """Seconds for a cold build (no layer cache) and a warm one (all cached), both images."""
-    return {"cold_s": _timed_make(root, "BUILD_FLAGS=--no-cache"), "warm_s": _timed_make(root)}
+    """Seconds for a cold build (no layer cache) and a warm one (all cached), both images.
+
+    The cold build's layers are the cache; one more build before the timed one makes sure
+    every layer of both images is in it.
+    """
+    cold = _timed_make(root, "BUILD_FLAGS=--no-cache")
+    _timed_make(root)
+    return {"cold_s": cold, "warm_s": _timed_make(root)}
 
 
 def sizes_mb(podman: containers.Podman, tag: str) -> dict[str, float]:

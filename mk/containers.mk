@@ -42,9 +42,8 @@ images: container-tools ## build the platform and serving images tagged by git S
 	  $(ENGINE) build -q $(BUILD_FLAGS) -f images/$$image/Dockerfile --build-arg PYTHON_IMAGE="$$base" "$${secret[@]}" \
 	    --label org.opencontainers.image.revision=$(SHA) -t $$name:$(SHA) . >/dev/null || exit 1; \
 	done
-	@$(ENGINE) image prune -f >/dev/null 2>&1 || true
 
-images-clean: ## remove ctloop's images of other commits (each holds its own copy of the platform venv)
+images-clean: ## remove ctloop's images of other commits and dangling layers (the next build starts cold)
 	@$(ENGINE) images --format '{{.Repository}}:{{.Tag}}' | grep -E '^ghcr.io/ctloop/(platform|serving):' | \
 	  grep -v ":$(SHA)$$" | xargs -r $(ENGINE) rmi >/dev/null; $(ENGINE) image prune -f >/dev/null
 
