@@ -15,10 +15,11 @@ AUDIT_IGNORES :=
 # The audit asks PyPI's JSON API for each pinned version's advisories (PyPA's database, as on
 # osv.dev). `required` fails when that API cannot be reached; `warn` prints that nothing was
 # audited and goes on. CI (CI=true, as GitHub Actions sets it) always requires the audit; a
-# developer's machine may not reach the per-version API (this one reaches PyPI's package
-# downloads but not /pypi/<name>/<version>/json): there it warns, loudly, unless PIP_AUDIT=required.
+# developer's machine may not reach the per-version API while it reaches the package downloads:
+# there it warns, loudly, unless PIP_AUDIT=required. The probe is pip-audit itself auditing one
+# pinned package with --strict: it fails when its vulnerability service does not answer.
 PIP_AUDIT ?= $(if $(filter true 1,$(CI)),required,warn)
-AUDIT_PROBE := https://pypi.org/pypi/pip-audit/2.10.1/json
+AUDIT_PROBE := pip-audit==2.10.1
 
 .PHONY: security bandit pip-audit secrets
 
@@ -31,9 +32,11 @@ pip-audit: $(TVENV)/.synced ## known vulnerabilities in every requirements/*.txt
 	@# --disable-pip: the hashed locks are the complete list (no resolution); --strict: a package
 	@# that cannot be audited fails the run instead of being skipped
 	@case "$(PIP_AUDIT)" in required|warn) ;; *) echo "error: PIP_AUDIT must be required or warn, not '$(PIP_AUDIT)'" >&2; exit 2;; esac; \
-	if ! $(TVENV)/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15)' \
-	    "$(AUDIT_PROBE)" 2>/dev/null; then \
-	  why="PyPI's vulnerability API cannot be reached from here ($(AUDIT_PROBE) did not answer 200)"; \
+	probe=$$(mktemp) && echo "$(AUDIT_PROBE)" > "$$probe"; \
+	if ! timeout 120 $(TVENV)/bin/pip-audit -r "$$probe" --no-deps --disable-pip --strict --progress-spinner off \
+	    >/dev/null 2>&1; then \
+	  rm -f "$$probe"; \
+	  why="PyPI's vulnerability API cannot be reached from here (auditing $(AUDIT_PROBE) alone failed)"; \
 	  if [ "$(PIP_AUDIT)" = required ]; then \
 	    echo "error: pip-audit: $$why, so the lock files cannot be audited (CI requires it; PIP_AUDIT=warn goes on without)" >&2; \
 	    exit 1; \
@@ -41,6 +44,7 @@ pip-audit: $(TVENV)/.synced ## known vulnerabilities in every requirements/*.txt
 	  echo "WARNING: pip-audit: $$why: the lock files were NOT audited. CI audits them (PIP_AUDIT=required)." >&2; \
 	  exit 0; \
 	fi; \
+	rm -f "$$probe"; \
 	for lock in $(AUDIT_LOCKS); do \
 	  echo "pip-audit $$lock"; \
 	  $(TVENV)/bin/pip-audit -r "$$lock" --require-hashes --disable-pip --strict --progress-spinner off \

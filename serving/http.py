@@ -1,6 +1,6 @@
 """Seldon's blueprint hook: our HTTP rules on Seldon's Flask app.
 
-Out of the box the wrapper answers most client mistakes with a 500 (NOTES.md). Registered
+Out of the box Seldon 1.19's wrapper answers most client mistakes with a 500. Registered
 through the model class's ``model_error_handler`` attribute, this blueprint:
 
 - caps the body (``max_body_bytes``, 413) and requires ``application/json`` (or the form field

@@ -1,6 +1,6 @@
 """Our Prometheus metrics, in ``prometheus_client`` multiprocess mode, on a route of our own.
 
-Seldon's per-request custom-metrics path costs up to 3x throughput (NOTES.md); a multiprocess
+Seldon's per-request custom-metrics path costs up to 3x throughput (measured with wrk); a multiprocess
 counter update is one write to a memory-mapped file. Every gunicorn worker writes its own files
 under ``PROMETHEUS_MULTIPROC_DIR``; :func:`exposition` merges them.
 

@@ -7,7 +7,7 @@ its own process group so that gunicorn's and uvicorn's workers go with their mas
 - Redis: ``services.start_redis`` (no persistence), loaded from the offline tables
   (``featurestore.load_online``).
 - ``feast serve`` from the platform env: ``--workers N --max-requests 0`` (no worker recycling,
-  which stalls and resets connections under load, NOTES.md), no access log.
+  which stalls and resets connections under load), no access log.
 - ``python -m serving.launch serving.model.FlightDelayModel`` from the serving env: Seldon's
   microservice bound to 127.0.0.1, gRPC off, our metrics in ``PROMETHEUS_MULTIPROC_DIR``.
 

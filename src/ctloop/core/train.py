@@ -2,7 +2,7 @@
 
 The model is scikit-learn's ``HistGradientBoostingClassifier`` on numeric features only
 (categories arrive already encoded as trailing delay rates: skl2onnx converts native
-categorical splits wrongly, NOTES.md). It crosses to the serving env as ONNX.
+categorical splits wrongly, up to 0.96 in probability). It crosses to the serving env as ONNX.
 """
 
 from __future__ import annotations
