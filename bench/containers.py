@@ -24,6 +24,7 @@ from typing import Any
 from bench.serving import measure
 from ctloop.adapters import containers, services
 from ctloop.app import stack
+from ctloop.cli.shell import git_sha
 from ctloop.config import Settings
 from ctloop.contract.flight_request import EXAMPLE
 from pipelines import local
@@ -115,8 +116,7 @@ def serving_memory(settings: Settings, tag: str, work: Path, podman: containers.
 
 def run(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
     """All container figures; the images are (re)built first, tagged with the checkout's SHA."""
-    git = ["git", "rev-parse", "HEAD"]
-    tag = subprocess.run(git, cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    tag = git_sha(str(root))
     podman = containers.Podman(root)
     built = builds(root)
     size = sizes_mb(podman, tag)

@@ -8,7 +8,6 @@ building or reusing the images. `make test` stays on the subprocess runner.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ctloop.adapters import containers, services
+from ctloop.cli.shell import git_sha
 from ctloop.config import Settings
 from pipelines.local import LocalRun, run
 from tests.conftest import ROOT
@@ -25,15 +25,8 @@ collect_ignore_glob = [] if ENABLED else ["test_*.py"]
 
 
 def checkout_sha() -> str:
-    """The git SHA the images of this checkout are tagged with."""
-    done = subprocess.run(
-        ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as the CLI finds it
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
+    """The git SHA the images of this checkout are tagged with (what `make images` and the CLI read)."""
+    return git_sha(str(ROOT))
 
 
 @pytest.fixture(scope="session")
