@@ -36,7 +36,7 @@ $(VENV)/.synced: requirements/dev.txt pyproject.toml $(VENV)/.uv-ok
 	@test -x $(BIN)/python || $(UV) venv -q --allow-existing $(VENV) --python 3.12
 	$(UV) pip sync -q --compile-bytecode --python $(BIN)/python requirements/dev.txt
 	$(UV) pip install -q --no-deps --python $(BIN)/python -e .
-	@# pipeline tasks run with PYTHONOPTIMIZE=1 (pipelines/local.py): give them their bytecode too
+	@# pipeline tasks run with PYTHONOPTIMIZE=1 (src/ctloop/pipelines/local.py): give them their bytecode too
 	$(BIN)/python -O -m compileall -q -j 0 $(VENV)/lib/python3.12/site-packages >/dev/null || true
 	@touch $@
 

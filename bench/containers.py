@@ -27,7 +27,7 @@ from ctloop.app import stack
 from ctloop.cli.shell import git_sha
 from ctloop.config import Settings
 from ctloop.contract.flight_request import EXAMPLE
-from pipelines import local
+from ctloop.pipelines import local
 from reliability.load import tree_rss_kib
 
 START, END = "2013-01-01", "2013-03-31"

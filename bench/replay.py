@@ -15,7 +15,7 @@ from typing import Any
 from ctloop.adapters import services
 from ctloop.app import replay
 from ctloop.config import Settings
-from pipelines.local import LocalRetrainer
+from ctloop.pipelines.local import LocalRetrainer
 
 GOAL_S = 300.0
 PASS_GOAL_S = 1.0

@@ -101,7 +101,7 @@ def direct(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
 
 def pipeline(settings: Settings) -> tuple[float, dict[str, float]]:
     """The same window through kfp.local; total seconds and seconds per task (from its log)."""
-    from pipelines import local
+    from ctloop.pipelines import local
 
     marks: dict[str, float] = {}
     per_task: dict[str, float] = {}

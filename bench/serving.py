@@ -234,7 +234,7 @@ def time_monitor_pass(settings: Settings) -> dict[str, float]:
     from datetime import datetime
 
     from ctloop.app.monitor_pass import monitor_pass, on_this_machine
-    from pipelines.local import LocalRetrainer
+    from ctloop.pipelines.local import LocalRetrainer
 
     time.sleep(1.5)  # the workers' drift counts reach the metrics page (metrics_flush_s)
     began = time.perf_counter()

@@ -5,7 +5,7 @@
 #   make pip-audit    known vulnerabilities in every locked requirements file (names, versions, hashes)
 #   make secrets      detect-secrets over every tracked file against the audited .secrets.baseline
 
-BANDIT_TARGETS := src/ctloop serving components pipelines scripts feature_repo reliability
+BANDIT_TARGETS := src/ctloop serving scripts feature_repo reliability
 # every lock file: what the images ship (platform, serving), what developers and CI run (dev, tools),
 # the benchmark baseline; a new lock file is audited without touching this line
 AUDIT_LOCKS := $(sort $(wildcard requirements/*.txt))
@@ -25,7 +25,7 @@ AUDIT_PROBE := pip-audit==2.10.1
 
 security: bandit pip-audit secrets ## bandit, pip-audit on the lock files, secret scan (part of make check)
 
-bandit: $(VENV)/.synced ## security lint of src/ctloop, serving, components, pipelines, scripts, feature_repo, reliability
+bandit: $(VENV)/.synced ## security lint of src/ctloop, serving, scripts, feature_repo, reliability
 	$(BIN)/bandit -c pyproject.toml -q -r $(BANDIT_TARGETS)
 
 pip-audit: $(TVENV)/.synced ## known vulnerabilities in every requirements/*.txt lock (PIP_AUDIT=required|warn)

@@ -89,7 +89,7 @@ def kill_during(
 
 def main() -> None:
     """Child side: run the pipeline for ``argv[1]..argv[2]`` and report each task event on stdout."""
-    from pipelines import local
+    from ctloop.pipelines import local
 
     settings = Settings.from_json(sys.stdin.read())
 

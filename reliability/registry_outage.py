@@ -162,7 +162,7 @@ def pipeline_with_outage_at(
     settings: Settings, server: MlflowServer, start: str, end: str, task: str = "register"
 ) -> PipelineOutage:
     """Run the training pipeline and SIGKILL the MLflow server when ``task`` starts."""
-    from pipelines import local
+    from ctloop.pipelines import local
 
     killed_at: list[float] = []
 
@@ -190,9 +190,9 @@ def register_inputs(job_dir: Path, start: str, end: str) -> tuple[Path, dict[str
     """What the register task of a kfp.local run (``git_sha`` zeros, window ``start..end``) was given.
 
     The trained model folder, the evaluation document and the lineage tags, as
-    ``components/register.py`` builds them: a rerun of the step with these is the same register.
+    ``src/ctloop/components/register.py`` builds them: a rerun of the step with these is the same register.
     """
-    from pipelines.local import LocalRun
+    from ctloop.pipelines.local import LocalRun
 
     run = LocalRun(job_dir, job_dir / "none.log", 0.0)
     model_dir = job_dir / "train" / "model"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 TRAINING_PIPELINE = "flight-delay-training"
-"""The training pipeline's name (``pipelines/training.py``): on the KFP server and in lineage."""
+"""The training pipeline's name (``src/ctloop/pipelines/training.py``): on the KFP server and in lineage."""
 
 
 class ConfigError(ValueError):

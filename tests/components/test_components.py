@@ -8,13 +8,13 @@ from dataclasses import replace
 import pytest
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Metrics, Model
 
-from components.evaluate import evaluate
-from components.gate import gate
-from components.ingest import ingest
-from components.train import train
-from components.training_set import training_set
-from components.validate import validate
 from ctloop.app import pipeline_steps
+from ctloop.components.evaluate import evaluate
+from ctloop.components.gate import gate
+from ctloop.components.ingest import ingest
+from ctloop.components.train import train
+from ctloop.components.training_set import training_set
+from ctloop.components.validate import validate
 from ctloop.config import Settings
 from ctloop.core.schema import DataValidationError
 from tests.conftest import END, START

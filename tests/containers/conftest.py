@@ -17,7 +17,7 @@ import pytest
 from ctloop.adapters import containers, services
 from ctloop.cli.shell import git_sha
 from ctloop.config import Settings
-from pipelines.local import LocalRun, run
+from ctloop.pipelines.local import LocalRun, run
 from tests.conftest import ROOT
 
 ENABLED = os.environ.get("CTLOOP_CONTAINERS") == "1"

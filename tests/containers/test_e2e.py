@@ -20,7 +20,7 @@ from ctloop.adapters.registry import Registry
 from ctloop.app import stack
 from ctloop.app.deploy import deploy
 from ctloop.contract.flight_request import EXAMPLE
-from pipelines import local
+from ctloop.pipelines import local
 from tests.containers.conftest import ours
 
 

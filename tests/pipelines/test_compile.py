@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.local import TASKS
+from ctloop.pipelines.local import TASKS
 from tests.conftest import ROOT
 
 CTLOOP = str(Path(sys.executable).parent / "ctloop")

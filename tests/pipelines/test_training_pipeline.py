@@ -15,7 +15,7 @@ from ctloop.adapters.registry import CHALLENGER, CHAMPION, Registry
 from ctloop.app.deploy import deploy_alias
 from ctloop.contract.layout import serving_dir
 from ctloop.core import data
-from pipelines import local
+from ctloop.pipelines import local
 from tests.conftest import END, START, make_settings
 
 pytestmark = pytest.mark.slow

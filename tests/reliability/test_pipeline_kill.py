@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ctloop.adapters.registry import CHAMPION, Registry
-from pipelines import local
+from ctloop.pipelines import local
 from reliability import load, pipeline_kill
 from tests.conftest import END, START, make_settings
 from tests.reliability.conftest import FULL

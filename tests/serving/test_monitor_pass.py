@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from ctloop.app.monitor_pass import monitor_pass, on_this_machine
-from pipelines.local import LocalRetrainer
+from ctloop.pipelines.local import LocalRetrainer
 from tests.serving.conftest import call, flights_payload
 from tests.serving.test_endpoint import sample_flights
 

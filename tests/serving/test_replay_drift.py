@@ -21,7 +21,7 @@ from ctloop.adapters import featurestore as fs
 from ctloop.app.monitor_pass import monitor_pass, on_this_machine
 from ctloop.app.replay import Endpoint, Loop, Plan, Sender, replay_flights, warm_feed
 from ctloop.core import data, features
-from pipelines.local import LocalRetrainer
+from ctloop.pipelines.local import LocalRetrainer
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ LINT = str(Path(sys.executable).parent / "lint-imports")
 BREAKS = {
     "floors": ("src/ctloop/core/gate.py", "from ctloop.app import deploy"),
     "no-cycles": ("src/ctloop/app/deploy.py", "from ctloop.app import stack"),
-    "entry-points-on-top": ("src/ctloop/app/deploy.py", "import pipelines.local"),
+    "entry-points-on-top": ("src/ctloop/app/deploy.py", "import ctloop.pipelines.local"),
     "core-is-pure": ("src/ctloop/core/gate.py", "import redis"),
     "serving-is-apart": ("serving/errors.py", "import pandas"),
     "mlflow-in-registry": ("src/ctloop/app/deploy.py", "import mlflow"),
@@ -36,7 +36,7 @@ BREAKS = {
 @pytest.fixture
 def house(tmp_path: Path) -> Path:
     """A copy of the packages and the contracts."""
-    for folder in ("src/ctloop", "serving", "components", "pipelines"):
+    for folder in ("src/ctloop", "serving"):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path

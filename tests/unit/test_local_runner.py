@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from pipelines.local import _error_detail, _TaskLog
+from ctloop.pipelines.local import _error_detail, _TaskLog
 
 LOG = """\
 05:01:02.000 - INFO - Executing task \x1b[96m'validate'\x1b[0m

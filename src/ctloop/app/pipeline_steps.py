@@ -1,6 +1,6 @@
 """The training pipeline's steps as plain functions over paths and settings.
 
-Each KFP component in ``components/`` adapts its artifacts to one function here; the benchmark
+Each KFP component in ``src/ctloop/components/`` adapts its artifacts to one function here; the benchmark
 calls the same functions directly to measure what orchestration costs.
 """
 

@@ -37,12 +37,12 @@ def pipeline_compile(
     sha = git_sha(settings.root)
     tag = image_tag or settings.pipeline.image_tag or sha
     image = f"{settings.pipeline.platform_image}:{tag}"
-    os.environ["CTLOOP_PLATFORM_IMAGE"] = image  # read once by components/image.py at import
-    if "components.image" in sys.modules:
+    os.environ["CTLOOP_PLATFORM_IMAGE"] = image  # read once by src/ctloop/components/image.py at import
+    if "ctloop.components.image" in sys.modules:
         raise UserError("components were imported before the image was set; run compile in a fresh process")
     from kfp import compiler
 
-    from pipelines.training import build
+    from ctloop.pipelines.training import build
 
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(build(settings, git_sha=sha, pipeline_version=sha), str(output))
@@ -73,7 +73,7 @@ def pipeline_upload(
     settings = load_settings(config)
     sha = version or git_sha(settings.root)
     package = Path(tempfile.mkdtemp(prefix="ctloop-upload-")) / "pipeline.yaml"
-    # compile in a fresh process: the image is read once by components/image.py at import
+    # compile in a fresh process: the image is read once by src/ctloop/components/image.py at import
     cli = Path(sys.executable).parent / "ctloop"
     args = [str(cli), "pipeline", "compile", "--output", str(package), "--image-tag", sha, "--config", str(config)]
     compiled = subprocess.run(args, check=False, capture_output=True, text=True)

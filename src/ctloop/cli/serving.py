@@ -38,7 +38,7 @@ def watch_for(settings: Settings) -> Any:
 
     if settings.monitor.prometheus_url:
         return monitor_pass.on_cluster(settings)
-    from pipelines.local import LocalRetrainer
+    from ctloop.pipelines.local import LocalRetrainer
 
     return monitor_pass.on_this_machine(settings, LocalRetrainer())
 

@@ -80,7 +80,7 @@ def friendly[F: Callable[..., Any]](func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pipelines.local import PipelineStepError
+        from ctloop.pipelines.local import PipelineStepError
 
         try:
             return func(*args, **kwargs)

@@ -31,7 +31,7 @@ from ctloop.core.text import cell
 def run_training(settings: Settings, start: str, end: str, promote: bool) -> Any:
     """Run the pipeline locally with a progress display; return the finished run."""
     from ctloop.core.data import Window
-    from pipelines import local
+    from ctloop.pipelines import local
 
     Window.parse(start, end)  # a readable error before anything starts
     with online_store(settings), _progress() as progress:
@@ -155,7 +155,7 @@ def run_replay(settings: Settings, quick: bool) -> None:
                     description=f"{local:%Y-%m-%d %H:00} serving v{loop.serving_version} | {loop.last_decision}",
                 )
 
-        from pipelines.local import LocalRetrainer
+        from ctloop.pipelines.local import LocalRetrainer
 
         retrain = LocalRetrainer(git_sha=git_sha(settings.root))
         outcome = rp.run(settings, retrain, quick=quick, on_stage=on_stage, on_step=on_step)

@@ -31,7 +31,7 @@ from typing import Any
 
 from ctloop.app.monitor_pass import Retrain
 from ctloop.config import Settings
-from pipelines import TASK_ENV
+from ctloop.pipelines import TASK_ENV
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ def run(
     """
     from kfp import local
 
-    from pipelines.training import build
+    from ctloop.pipelines.training import build
 
     kind = runner or settings.pipeline.local_runner
     if kind not in RUNNERS:

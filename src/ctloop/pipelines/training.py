@@ -6,16 +6,16 @@ ingest → validate → materialize → training set → train → evaluate → 
 from kfp import dsl, kubernetes
 from kfp.dsl.graph_component import GraphComponent
 
-from components.evaluate import evaluate
-from components.gate import gate
-from components.ingest import ingest
-from components.materialize import materialize
-from components.register import register
-from components.train import train
-from components.training_set import training_set
-from components.validate import validate
+from ctloop.components.evaluate import evaluate
+from ctloop.components.gate import gate
+from ctloop.components.ingest import ingest
+from ctloop.components.materialize import materialize
+from ctloop.components.register import register
+from ctloop.components.train import train
+from ctloop.components.training_set import training_set
+from ctloop.components.validate import validate
 from ctloop.config import TRAINING_PIPELINE, Settings
-from pipelines import TASK_ENV
+from ctloop.pipelines import TASK_ENV
 
 
 def build(
