@@ -83,7 +83,6 @@ def direct(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
         work / "training_set",
         work / "model",
         END,
-        settings.train.to_json(),
     )
     decision = step("gate", pipeline_steps.gate, evaluation.document, settings.gate)
     if decision.blessed:

@@ -13,8 +13,8 @@
 #   make validate-workflows                    actionlint, zizmor, check-jsonschema (part of make check)
 
 ENV ?=
-# the settings file of an environment: config/cluster.toml is the dev overlay's (ctloop-dev)
-CONFIG ?= $(if $(filter-out dev,$(ENV)),config/$(ENV).toml,config/cluster.toml)
+# the settings file of an environment (the pipeline targets compile for dev when ENV is unset)
+CONFIG ?= config/$(or $(ENV),dev).toml
 PIPELINE_PACKAGE := data/ci/pipeline.yaml
 KFP_HOST ?=
 VERSION ?=

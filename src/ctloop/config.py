@@ -12,7 +12,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 TRAINING_PIPELINE = "flight-delay-training"
 """The training pipeline's name (``src/ctloop/pipelines/training.py``): on the KFP server and in lineage."""
@@ -268,26 +268,9 @@ class PipelineSettings:
         return dict.fromkeys(names, self.s3_endpoint_url)
 
 
-class JsonSection:
-    """A settings section that travels as a JSON pipeline parameter."""
-
-    section: ClassVar[str]
-
-    def to_json(self) -> str:
-        """Serialize for a pipeline parameter."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_json(cls, text: str) -> Self:
-        """Parse a pipeline parameter written by :meth:`to_json`."""
-        return _build(cls, json.loads(text), cls.section)
-
-
 @dataclass(frozen=True)
-class TrainParams(JsonSection):
+class TrainParams:
     """Model hyper-parameters and the evaluation split (the last ``eval_days`` of the window)."""
-
-    section: ClassVar[str] = "train"
 
     seed: int = 13
     eval_days: int = 31
@@ -299,15 +282,13 @@ class TrainParams(JsonSection):
 
 
 @dataclass(frozen=True)
-class GateSettings(JsonSection):
+class GateSettings:
     """Promotion gate: absolute floors, tolerance against the champion, slice rules.
 
     Log-loss and Brier floors are skill scores, ``1 - score / no-skill score`` where no skill
     predicts the evaluation window's base rate: a fixed ceiling would punish a stormy month
     (Dec 2013: 32 % late) for its base rate rather than the model for its errors.
     """
-
-    section: ClassVar[str] = "gate"
 
     min_auc: float = 0.65
     min_log_loss_skill: float = 0.02

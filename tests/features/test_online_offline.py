@@ -11,8 +11,9 @@ import pytest
 from feast import RepoConfig
 
 from ctloop.adapters import featurestore as fs
-from ctloop.app import pipeline_steps
+from ctloop.core.clock import local_midnight
 from tests.conftest import END, ROOT
+from tests.online_store import online_features
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 def test_online_equals_offline_after_materialize(store, materialized):
     """After materializing to the window's end, online features equal historical ones at that instant."""
     service = materialized.features.feature_service
-    at = pd.Timestamp(pipeline_steps.local_day_start_utc(pd.Timestamp(END).date() + timedelta(days=1)))
+    at = local_midnight(pd.Timestamp(END).date() + timedelta(days=1))
     rows = [
         {
             "origin": "JFK",
@@ -51,7 +52,7 @@ def test_online_equals_offline_after_materialize(store, materialized):
         flight_id=[f"f{i}" for i in range(len(rows))], event_timestamp=at.as_unit("us")
     )
     offline = fs.historical_features(store, service, entity_df)
-    online = fs.online_features(store, service, rows)
+    online = online_features(store, service, rows)
     names = fs.feature_names(store, service)
     assert len(names) == 21
     for i in range(len(rows)):
@@ -66,7 +67,7 @@ def test_online_equals_offline_after_materialize(store, materialized):
 
 def test_online_store_holds_nothing_after_the_materialized_end(store, materialized):
     """Online weather is the last row materialized: no observation after the window's end leaks in."""
-    online = fs.online_features(
+    online = online_features(
         store,
         materialized.features.feature_service,
         [
@@ -81,7 +82,7 @@ def test_online_store_holds_nothing_after_the_materialized_end(store, materializ
         ],
     )
     weather = pd.read_parquet(fs.offline_uri(materialized) + "/origin_weather.parquet")
-    end = pd.Timestamp(pipeline_steps.local_day_start_utc(pd.Timestamp(END).date() + timedelta(days=1)))
+    end = local_midnight(pd.Timestamp(END).date() + timedelta(days=1))
     last = weather[(weather["origin"] == "JFK") & (weather["event_timestamp"] <= end)].iloc[-1]
     later = weather[(weather["origin"] == "JFK") & (weather["event_timestamp"] > end)]
     assert len(later) > 0, "the snapshot holds weather after the end, so this test can tell"

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ctloop.adapters import featurestore as fs
 from ctloop.adapters import services
 from ctloop.app import stack
 from ctloop.core import data
 from ctloop.core.features import as_float_matrix
+from tests.online_store import online_features
 from tests.serving.conftest import call, flights_payload, promote_and_deploy
 
 pytestmark = pytest.mark.slow
@@ -63,7 +63,7 @@ def test_served_probability_equals_scikit_learn_with_online_features(live, regis
         }
         for r in rows
     ]
-    online = fs.online_features(store, registered.settings.features.feature_service, entity_rows)
+    online = online_features(store, registered.settings.features.feature_service, entity_rows)
     bundle = registered.bundles["1"]
     expected = bundle.model.predict_proba(as_float_matrix(online, bundle.feature_names))[:, 1]
     assert len(served) == len(rows)

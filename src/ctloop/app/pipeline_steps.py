@@ -11,7 +11,7 @@ import gc
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,13 +56,6 @@ def task_process() -> None:
         atexit.register(gc.freeze)
 
 
-def local_day_start_utc(day: date) -> datetime:
-    """Midnight of a local (New York) calendar day, in UTC."""
-    from ctloop.core.clock import local_midnight
-
-    return local_midnight(day).to_pydatetime()
-
-
 def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict[str, int]:
     """Check the snapshot's integrity and schema; return row counts."""
     from ctloop.core import data, schema
@@ -97,12 +90,13 @@ def materialize(settings: Settings, snapshot: Path, start: str, end: str) -> dic
     """Write the offline feature tables, apply the definitions, load the online store to ``end``."""
     from ctloop.adapters import featurestore as fs
     from ctloop.core import data
+    from ctloop.core.clock import local_midnight
 
     window = data.Window.parse(start, end)
     counts = write_features(settings, snapshot, start, end)
     store = fs.open_store(settings)
-    first = local_day_start_utc(window.start - timedelta(days=settings.features.history_days))
-    fs.materialize(store, first, local_day_start_utc(window.end + timedelta(days=1)))
+    first = local_midnight(window.start - timedelta(days=settings.features.history_days)).to_pydatetime()
+    fs.materialize(store, first, local_midnight(window.end + timedelta(days=1)).to_pydatetime())
     return counts
 
 

@@ -24,6 +24,9 @@ from ctloop.cli.shell import (
 )
 from ctloop.config import TRAINING_PIPELINE
 
+CLUSTER_CONFIG = "config/dev.toml"
+"""Upload, run and schedule talk to a cluster: the dev environment's settings unless told otherwise."""
+
 
 @pipeline_app.command("compile")
 @friendly
@@ -63,7 +66,7 @@ ShaOption = Annotated[str, typer.Option("--version", help="Pipeline version name
 def pipeline_upload(
     host: HostOption,
     version: ShaOption = "",
-    config: ConfigOption = Path("config/cluster.toml"),
+    config: ConfigOption = Path(CLUSTER_CONFIG),
 ) -> None:
     """Compile the pipeline for the platform image of VERSION (git SHA) and upload it as that version."""
     import tempfile
@@ -94,7 +97,7 @@ def pipeline_run(
     start: StartOption = "2013-01-01",
     end: EndOption = "2013-03-31",
     experiment: Annotated[str, typer.Option(help="KFP experiment.")] = "ctloop",
-    config: ConfigOption = Path("config/cluster.toml"),
+    config: ConfigOption = Path(CLUSTER_CONFIG),
 ) -> None:
     """Start a run of an uploaded pipeline version on a window."""
     from ctloop.adapters.kfp_client import Kfp
@@ -117,7 +120,7 @@ def pipeline_schedule(
     end: EndOption = "2013-03-31",
     name: Annotated[str, typer.Option(help="Recurring run name (one per name).")] = "flight-delay-nightly",
     experiment: Annotated[str, typer.Option(help="KFP experiment.")] = "ctloop",
-    config: ConfigOption = Path("config/cluster.toml"),
+    config: ConfigOption = Path(CLUSTER_CONFIG),
 ) -> None:
     """Create or update the recurring run NAME for a pipeline version (the CT loop's fallback trigger)."""
     from ctloop.adapters.kfp_client import Kfp
