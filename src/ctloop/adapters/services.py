@@ -54,7 +54,8 @@ OWNER_MARK = "ctloop-online-store"
 """A file in the working folder (``--dir``) of every ``redis-server`` that ctloop starts."""
 
 
-def _resp_command(*words: str) -> bytes:
+def resp_command(*words: str) -> bytes:
+    """A Redis command in the protocol's own encoding (RESP: an array of bulk strings)."""
     return f"*{len(words)}\r\n".encode() + b"".join(f"${len(w)}\r\n{w}\r\n".encode() for w in words)
 
 
@@ -62,7 +63,7 @@ def redis_dir(port: int, timeout_s: float = 0.5) -> str | None:
     """The working folder of the Redis on loopback ``port`` (``CONFIG GET dir``); None if it does not say."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
-            sock.sendall(_resp_command("CONFIG", "GET", "dir"))
+            sock.sendall(resp_command("CONFIG", "GET", "dir"))
             reply = b""
             while reply.count(b"\r\n") < 5 and not reply.startswith(b"-"):
                 chunk = sock.recv(4096)
