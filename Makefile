@@ -85,13 +85,14 @@ $(BIN)/promtool: | $(VENV)/.synced
 
 setup: $(VENV)/.synced $(SVENV)/.synced $(TVENV)/.synced $(KUBECTL) system-packages $(BIN)/redis-server $(BIN)/promtool ## install the environments, tools and system packages (idempotent)
 
-lock: $(VENV)/.uv-ok ## re-lock both environments with hashes (no uv.lock: no download addresses in git)
-	$(UV) pip compile -q pyproject.toml --extra platform --generate-hashes --python-version 3.12 -o requirements/platform.txt
+lock: $(VENV)/.uv-ok ## re-lock every environment with hashes (no uv.lock: no download addresses in git)
+	@# the platform = the package's own dependencies (pyproject.toml); the other envs cannot share its pins
+	$(UV) pip compile -q pyproject.toml --generate-hashes --python-version 3.12 -o requirements/platform.txt
 	@# the dev venv = the platform image's exact packages + tools (the constraint keeps them equal)
-	$(UV) pip compile -q pyproject.toml --extra platform --extra dev -c requirements/platform.txt --generate-hashes --python-version 3.12 -o requirements/dev.txt
-	$(UV) pip compile -q pyproject.toml --extra serving --generate-hashes --python-version 3.12 -o requirements/serving.txt
-	$(UV) pip compile -q pyproject.toml --extra bench-sklearn --generate-hashes --python-version 3.12 -o requirements/bench-sklearn.txt
-	$(UV) pip compile -q pyproject.toml --extra tools --generate-hashes --python-version 3.12 -o requirements/tools.txt
+	$(UV) pip compile -q pyproject.toml --extra dev -c requirements/platform.txt --generate-hashes --python-version 3.12 -o requirements/dev.txt
+	$(UV) pip compile -q requirements/serving.in --generate-hashes --python-version 3.12 -o requirements/serving.txt
+	$(UV) pip compile -q requirements/bench-sklearn.in --generate-hashes --python-version 3.12 -o requirements/bench-sklearn.txt
+	$(UV) pip compile -q requirements/tools.in --generate-hashes --python-version 3.12 -o requirements/tools.txt
 	@# the wheel's build backend (pyproject's build-system.requires), for the images' offline, hashed build
 	$(PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))' | \
 	  $(UV) pip compile -q - --generate-hashes --python-version 3.12 -o requirements/build.txt
