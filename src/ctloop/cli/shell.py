@@ -121,8 +121,12 @@ def find_config(config: Path, cwd: Path | None = None) -> Path:
     ``ctloop`` run from any folder of the project finds ``config/local.toml`` at its root.
     """
     here = (cwd or Path.cwd()).resolve()
-    if config.is_absolute() or (here / config).is_file():
+    if (here / config).is_file():
         return config
+    if config.is_absolute():
+        raise ConfigError(
+            f"settings file not found: {config}: pass --config (or set {CONFIG_ENV}) with an existing file"
+        )
     for folder in here.parents:
         if (folder / config).is_file():
             return folder / config
@@ -133,8 +137,14 @@ def find_config(config: Path, cwd: Path | None = None) -> Path:
 
 
 def load_settings(config: Path) -> Settings:
-    """Settings from a file; the project root is the folder above ``config/``."""
-    return Settings.load(find_config(config))
+    """Settings from a file; the project root is the folder above ``config/``. Errors name the file."""
+    path = find_config(config)
+    try:
+        return Settings.load(path)
+    except ConfigError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def print_json(document: Any) -> None:
@@ -176,7 +186,7 @@ def git_sha(root: str) -> str:
 
 @contextmanager
 def online_store(settings: Settings) -> Iterator[None]:
-    """Redis on loopback for the duration of a command (reused if one already answers)."""
+    """Redis on loopback for the duration of a command (reused if ctloop already runs one there)."""
     from ctloop.adapters.services import redis_running
 
     with redis_running(settings.services.redis_port, settings.data_dir / "redis"):
