@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,13 +161,14 @@ def test_after_the_replay_every_next_step_works(replayed):
     serve = [str(ctloop), "serve", "--replay", "--config", str(replayed.config)]
     server = subprocess.Popen(serve, stdout=subprocess.PIPE, text=True)
     try:
+        assert server.stdout is not None
+        printed = []
+        while not printed or "Ctrl-C stops everything" not in printed[-1]:  # up: it prints the URLs, then this
+            printed.append(server.stdout.readline())
+            assert printed[-1], f"ctloop serve --replay ended: {''.join(printed)}"
         url = f"http://127.0.0.1:{settings.serving.rest_port}/api/v1.0/predictions"
-        services.wait_until(lambda: services.port_open(settings.serving.rest_port), "ctloop serve --replay", 120)
-        for _ in range(240):  # the port opens before the microservice is ready
-            status, answer = call(url, flights_payload([EXAMPLE]))
-            if status == 200:
-                break
-            time.sleep(0.5)
+        assert url in "".join(printed)
+        status, answer = call(url, flights_payload([EXAMPLE]))
         assert status == 200, answer
         assert answer["meta"]["tags"]["model_version"] == champion["version"]
     finally:
