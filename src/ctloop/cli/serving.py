@@ -93,7 +93,6 @@ def serve(
     config: ConfigOption = Path(DEFAULT_CONFIG),
 ) -> None:
     """Serve ALIAS on loopback: Redis, the Feast feature server and the Seldon microservice, until Ctrl-C."""
-    import json
     import signal
     import time
 
@@ -120,27 +119,10 @@ def serve(
 
     signal.signal(signal.SIGTERM, stop)
     with ExitStack() as started:
-        with console.status("starting Redis, feast serve and the Seldon microservice..."):
-            stack = started.enter_context(serving_stack(settings, alias, launcher=launcher))
-        body = json.dumps({"jsonData": {"flights": [EXAMPLE]}})
-        table = Table(
-            title=f"serving {settings.registry.model_name} v{stack.model_version} ({alias})", show_header=False
-        )
-        table.add_row("predictions", f"{stack.rest_url}/api/v1.0/predictions")
-        table.add_row("feedback", f"{stack.rest_url}/api/v1.0/feedback")
-        table.add_row("liveness / readiness", f"{stack.rest_url}/health/ping  {stack.rest_url}/health/status")
-        table.add_row("metrics (ours / Seldon's)", f"{stack.metrics_url}  {stack.seldon_metrics_url}")
-        table.add_row("feature server", stack.feature_server_url)
-        table.add_row("Redis", f"127.0.0.1:{stack.redis.port}")
-        console.print(table)
-        console.print("try:")
-        console.print(
-            f"  curl -s {stack.rest_url}/api/v1.0/predictions -H 'Content-Type: application/json' -d '{body}'",
-            soft_wrap=True,
-            highlight=False,
-        )
-        console.print("`ctloop promote VERSION` swaps the served model live. Ctrl-C stops everything.")
-        try:
+        try:  # Ctrl-C (or SIGTERM) while starting stops what started, as it does later
+            with console.status("starting Redis, feast serve and the Seldon microservice..."):
+                stack = started.enter_context(serving_stack(settings, alias, launcher=launcher))
+            print_stack(settings, alias, stack)
             while all(p.alive() for p in stack.processes):
                 time.sleep(0.5)
             dead = next(p for p in stack.processes if not p.alive())
@@ -148,6 +130,28 @@ def serve(
         except KeyboardInterrupt:
             console.print("stopping...")
     console.print("stopped")
+
+
+def print_stack(settings: Settings, alias: str, stack: Any) -> None:
+    """Where the running stack answers, and a request to try."""
+    import json
+
+    body = json.dumps({"jsonData": {"flights": [EXAMPLE]}})
+    table = Table(title=f"serving {settings.registry.model_name} v{stack.model_version} ({alias})", show_header=False)
+    table.add_row("predictions", f"{stack.rest_url}/api/v1.0/predictions")
+    table.add_row("feedback", f"{stack.rest_url}/api/v1.0/feedback")
+    table.add_row("liveness / readiness", f"{stack.rest_url}/health/ping  {stack.rest_url}/health/status")
+    table.add_row("metrics (ours / Seldon's)", f"{stack.metrics_url}  {stack.seldon_metrics_url}")
+    table.add_row("feature server", stack.feature_server_url)
+    table.add_row("Redis", f"127.0.0.1:{stack.redis.port}")
+    console.print(table)
+    console.print("try:")
+    console.print(
+        f"  curl -s {stack.rest_url}/api/v1.0/predictions -H 'Content-Type: application/json' -d '{body}'",
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print("`ctloop promote VERSION` swaps the served model live. Ctrl-C stops everything.")
 
 
 @app.command()
