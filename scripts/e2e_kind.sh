@@ -134,7 +134,7 @@ step "pipeline version $SHA: upload and run $E2E_START..$E2E_END"
 port_forward kubeflow ml-pipeline-ui "$KFP_PORT" 80
 export KFP_HOST="http://127.0.0.1:$KFP_PORT"
 "$MAKE" pipeline-upload ENV=dev SHA="$SHA"
-started=$(COLUMNS=250 "$BIN/ctloop" pipeline run --host "$KFP_HOST" --version "$SHA" \
+started=$("$BIN/ctloop" pipeline submit --host "$KFP_HOST" --pipeline-version "$SHA" \
   --start "$E2E_START" --end "$E2E_END" --config "$CONFIG")
 echo "$started"
 run_id=$(sed -n 's/^started run \([^ ]*\) .*/\1/p' <<<"$started")

@@ -42,6 +42,8 @@ class Services:
 
     redis_port: int = 6379
     mlflow_ui_port: int = 5000
+    report_port: int = 8765
+    """``ctloop report`` serves the last replay's report here."""
     redis_address: str = ""
     """``host:port`` of the online store when it is not ours on loopback (a cluster's Redis Service)."""
 

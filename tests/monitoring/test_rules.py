@@ -8,14 +8,10 @@ from pathlib import Path
 
 import yaml
 
+from tests.conftest import promtool
+
 HERE = Path(__file__).resolve().parent
 RULES = HERE.parents[1] / "manifests" / "base" / "monitoring" / "ctloop-prometheusrule.yaml"
-
-
-def promtool() -> str:
-    found = shutil.which("promtool")
-    assert found, "promtool missing: `make setup` installs Debian's prometheus"
-    return found
 
 
 def run_rule_tests(groups: list, folder: Path) -> subprocess.CompletedProcess[str]:

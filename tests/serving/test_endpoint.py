@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from ctloop.app import stack
 from ctloop.core import data
 from ctloop.core.features import as_float_matrix
 from tests.online_store import online_features
+from tests.conftest import promtool
 from tests.serving.conftest import call, flights_payload, promote_and_deploy
 
 pytestmark = pytest.mark.slow
@@ -227,9 +227,7 @@ def test_metrics_page_passes_promtool(live):
     """`promtool check metrics` accepts our page."""
     call(predictions_url(live), flights_payload([GOOD]))
     _, text = call(live.metrics_url)
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool missing: `make setup` installs Debian's prometheus"
-    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    result = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

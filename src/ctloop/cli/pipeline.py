@@ -1,4 +1,4 @@
-"""`ctloop pipeline ...`: compile the training pipeline; upload, run and schedule it on a cluster."""
+"""`ctloop pipeline ...`: compile the training pipeline; upload it, submit runs and schedule them on a cluster."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ctloop.cli.shell import (
     StartOption,
     UserError,
     console,
+    find_config,
     friendly,
     git_sha,
     load_settings,
@@ -58,27 +59,30 @@ HostOption = Annotated[
         help="KFP API, e.g. http://localhost:8080 (kubectl port-forward svc/ml-pipeline-ui -n kubeflow 8080:80)."
     ),
 ]
-ShaOption = Annotated[str, typer.Option("--version", help="Pipeline version name (default: the checkout's git SHA).")]
+ShaOption = Annotated[
+    str, typer.Option("--pipeline-version", help="Pipeline version name (default: the checkout's git SHA).")
+]
 
 
 @pipeline_app.command("upload")
 @friendly
 def pipeline_upload(
     host: HostOption,
-    version: ShaOption = "",
+    pipeline_version: ShaOption = "",
     config: ConfigOption = Path(CLUSTER_CONFIG),
 ) -> None:
-    """Compile the pipeline for the platform image of VERSION (git SHA) and upload it as that version."""
+    """Compile the pipeline for the platform image of a git SHA and upload it as the pipeline version of that name."""
     import tempfile
 
     from ctloop.adapters.kfp_client import Kfp
 
     settings = load_settings(config)
-    sha = version or git_sha(settings.root)
+    sha = pipeline_version or git_sha(settings.root)
     package = Path(tempfile.mkdtemp(prefix="ctloop-upload-")) / "pipeline.yaml"
     # compile in a fresh process: the image is read once by src/ctloop/components/image.py at import
     cli = Path(sys.executable).parent / "ctloop"
-    args = [str(cli), "pipeline", "compile", "--output", str(package), "--image-tag", sha, "--config", str(config)]
+    args = [str(cli), "pipeline", "compile", "--output", str(package), "--image-tag", sha]
+    args += ["--config", str(find_config(config))]
     compiled = subprocess.run(args, check=False, capture_output=True, text=True)
     if compiled.returncode:
         raise UserError(f"compiling the pipeline failed: {compiled.stderr.strip()[-300:]}")
@@ -89,21 +93,21 @@ def pipeline_upload(
     )
 
 
-@pipeline_app.command("run")
+@pipeline_app.command("submit")
 @friendly
-def pipeline_run(
+def pipeline_submit(
     host: HostOption,
-    version: ShaOption = "",
+    pipeline_version: ShaOption = "",
     start: StartOption = "2013-01-01",
     end: EndOption = "2013-03-31",
     experiment: Annotated[str, typer.Option(help="KFP experiment.")] = "ctloop",
     config: ConfigOption = Path(CLUSTER_CONFIG),
 ) -> None:
-    """Start a run of an uploaded pipeline version on a window."""
+    """Submit a run of an uploaded pipeline version on a window to a cluster's KFP (`ctloop run`: the local replay)."""
     from ctloop.adapters.kfp_client import Kfp
 
     settings = load_settings(config)
-    sha = version or git_sha(settings.root)
+    sha = pipeline_version or git_sha(settings.root)
     # this environment's settings, portable: the run resolves its paths in its pods
     params = {"start": start, "end": end, "settings_json": settings.to_json(portable=True)}
     run_id = Kfp(host).run(TRAINING_PIPELINE, sha, experiment, f"train-{start}-{end}", params)
@@ -115,7 +119,7 @@ def pipeline_run(
 def pipeline_schedule(
     host: HostOption,
     cron: Annotated[str, typer.Option(help="KFP cron (6 fields, with seconds), e.g. '0 0 3 * * *'.")],
-    version: ShaOption = "",
+    pipeline_version: ShaOption = "",
     start: StartOption = "2013-01-01",
     end: EndOption = "2013-03-31",
     name: Annotated[str, typer.Option(help="Recurring run name (one per name).")] = "flight-delay-nightly",
@@ -126,7 +130,7 @@ def pipeline_schedule(
     from ctloop.adapters.kfp_client import Kfp
 
     settings = load_settings(config)
-    sha = version or git_sha(settings.root)
+    sha = pipeline_version or git_sha(settings.root)
     params = {"start": start, "end": end, "settings_json": settings.to_json(portable=True)}
     run_id, changed = Kfp(host).schedule(TRAINING_PIPELINE, sha, experiment, name, cron, params)
     console.print(f"recurring run {name} ({run_id}): {'created' if changed else 'unchanged'}, cron {cron!r}")
