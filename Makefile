@@ -23,7 +23,7 @@ APT_PACKAGES := redis-server prometheus
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help setup system-packages lock run serve test check lint typecheck validate-pipeline validate bench clean
+.PHONY: help setup system-packages lock run serve test check lint typecheck validate-pipeline validate rules bench clean
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ validate-pipeline: setup ## compile the pipeline to KFP IR (fails on a wiring or
 validate: setup ## render every overlay; kubernetes-validate, CRD schemas, checkov, promtool; hadolint on the images
 	$(BIN)/hadolint --failure-threshold warning images/*/Dockerfile
 	$(BIN)/python manifests/validate.py --kubectl $(KUBECTL) --checkov $(TVENV)/bin/checkov
+
+rules: setup ## regenerate the PrometheusRule from the monitor's settings ([monitor]: one definition for monitor and alerts)
+	$(BIN)/python -m ctloop.app.alert_rules config/local.toml manifests/base/monitoring/ctloop-prometheusrule.yaml
 
 check: lint typecheck validate-pipeline validate security ## ruff, import contracts, mypy, the static validators, bandit, pip-audit and the secret scan
 
