@@ -80,7 +80,7 @@ class Reference:
         return self.fit.loc[(day >= WEEK[0]) & (day <= WEEK[1])].reset_index(drop=True)
 
     def counts(self, frame: pd.DataFrame, version: str = "1") -> Counts:
-        """Integer bucket counts of ``frame``, as serving's counters hold them (predictions in the reference's shape)."""
+        """Integer bucket counts of ``frame`` as serving counts them (predictions shaped like the reference)."""
         counts = Counts(version)
         for name in self.feature_names:
             labels = buckets.bucket_labels(self.cuts[name])

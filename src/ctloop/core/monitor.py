@@ -252,6 +252,7 @@ def _drift_triggers(d: Drift, policy: Policy, found: Found) -> None:
     limit = policy.max_feature_psi_above_normal
     above = d.above_normal()
     drifted = sorted((f for f, v in above.items() if v > limit and f not in ignored), key=lambda f: -above[f])
+    found.numbers["drifted_features"] = drifted
     if len(drifted) >= policy.min_drifted_features:
         named = ", ".join(f"{f} (PSI {d.features[f]:.2f}, normal {d.normal.get(f, 0.0):.2f})" for f in drifted[:6])
         found.add("drift", f"{len(drifted)} features with PSI above their normal by > {limit}: {named}")
