@@ -11,6 +11,7 @@ normal and on which features the drift alert names.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import subprocess
 from dataclasses import replace
@@ -182,3 +183,18 @@ def test_a_broken_threshold_fails_the_unit_tests(training_set, tmp_path):
     groups = alert_rules.prometheus_rule(MonitorSettings(max_feature_psi_above_normal=25.0))["spec"]["groups"]
     out = run_rule_tests(groups, tmp_path, document)
     assert out.returncode != 0 and "CtloopFeatureDrift" in out.stdout + out.stderr
+
+
+def test_serving_exports_every_series_the_rules_read():
+    """Each ``ctloop_`` metric a rule reads is one serving defines (counters read as ``_total``, histograms by part)."""
+    exported = set(re.findall(r'"(ctloop_[a-z_]+)"', (ROOT / "serving" / "metrics.py").read_text()))
+    suffixes = ("", "_total", "_bucket", "_count", "_sum")
+    known = {f"{name}{suffix}" for name in exported for suffix in suffixes}
+    read = {
+        name
+        for group in committed_groups()
+        for rule in group["rules"]
+        for name in re.findall(r"\b(ctloop_[a-z_]+)", rule["expr"])
+    }
+    assert {"ctloop_feature_normal_psi", "ctloop_prediction_normal_psi", "ctloop_feature_reference_share"} <= read
+    assert read <= known, read - known
