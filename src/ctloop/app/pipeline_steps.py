@@ -134,12 +134,15 @@ class Evaluation:
     html: str
 
     def flat_metrics(self) -> dict[str, float]:
-        """Scalars for KFP's Metrics artifact."""
+        """Scalars for KFP's Metrics artifact: overall scores, and the candidate's per slice."""
+        from ctloop.core.evaluate import slice_metrics
+
         out: dict[str, float] = {}
         for who in ("candidate", "champion", "baseline"):
             block = self.document.get(who)
             if block:
                 out.update({f"{who}_{k}": v for k, v in block["overall"].items()})
+        out.update(slice_metrics(self.document["candidate"], "candidate_"))
         out["onnx_max_abs_diff"] = self.document["onnx_max_abs_diff"]
         return out
 
@@ -223,6 +226,7 @@ def register(
     tags = {**lineage, "feature_service": settings.features.feature_service}
     metrics = {f"eval_{k}": v for k, v in document["candidate"]["overall"].items()}
     metrics.update({f"baseline_{k}": v for k, v in document["baseline"]["overall"].items()})
+    metrics.update(ev.slice_metrics(document["candidate"], "eval_"))  # carrier, origin, time of day
     metrics["onnx_max_abs_diff"] = document["onnx_max_abs_diff"]
     params = {**meta["params"], "fit_rows": meta["fit_rows"]}
     artifacts = {"evaluation.json": json.dumps(document, indent=2), "evaluation.html": ev.report_html(document)}
