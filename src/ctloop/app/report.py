@@ -160,9 +160,10 @@ def _date_axis(ax: Any) -> None:
     """Dates as people read them: month names, the year once (matplotlib's concise formatter)."""
     import matplotlib.dates as mdates
 
-    locator = mdates.AutoDateLocator(minticks=6, maxticks=14)
+    # matplotlib leaves these two constructors unannotated
+    locator = mdates.AutoDateLocator(minticks=6, maxticks=14)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
 
 
 def plot_performance(path: Path, weeks: pd.DataFrame) -> None:
