@@ -4,11 +4,13 @@ Real flights of the test window: a model trained on its fit days and evaluated b
 evaluate step on its evaluation days. Each slice kind appears in the evaluation document, the
 HTML report, KFP's metrics and the registered run's MLflow metrics; a candidate whose evening
 flights (or one carrier's, or one airport's) are scored no better than chance is refused by the
-gate, naming that slice.
+gate, naming that slice. The registered run also carries the model's normal drift per feature
+(lineage of what the monitor judges above).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date
 
@@ -19,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from ctloop.adapters.registry import Registry
 from ctloop.app import pipeline_steps
 from ctloop.config import TrainParams
+from ctloop.contract import buckets
 from ctloop.core import evaluate as ev
 from ctloop.core import features
 from ctloop.core import gate as gating
@@ -84,13 +87,29 @@ def test_a_slice_scored_no_better_than_chance_is_refused_by_name(evaluated, trai
     assert any(r.startswith(f"slice {collapsed} collapsed") for r in decision.reasons), decision.reasons
 
 
-def test_the_registered_run_carries_each_slices_metrics(evaluated):
-    """The register step logs every slice's rows, AUC and Brier to MLflow, next to the evaluation report."""
+@pytest.fixture(scope="module")
+def registered_run(evaluated):
+    """The register step on the evaluated model (promote off): its MLflow run."""
     settings, folder, evaluation = evaluated
     lineage = {"pipeline_run": "slices-test", "git_sha": "0" * 40, "data_sha256": "1" * 64, "window": "test"}
     version = pipeline_steps.register(settings, folder / "model", evaluation.document, lineage, promote=False)
-    run = MlflowClient(Registry(settings).uri).get_run(Registry(settings).get(version).run_id)
+    registry = Registry(settings)
+    return MlflowClient(registry.uri).get_run(registry.get(version).run_id)
+
+
+def test_the_registered_run_carries_each_slices_metrics(evaluated, registered_run):
+    """The register step logs every slice's rows, AUC and Brier to MLflow, next to the evaluation report."""
+    _, _, evaluation = evaluated
     for kind in ("carrier.UA", "origin.LGA", "time_of_day.evening", "time_of_day.night"):
-        assert f"eval_slice.{kind}.rows" in run.data.metrics, kind
+        assert f"eval_slice.{kind}.rows" in registered_run.data.metrics, kind
     evening = evaluation.document["candidate"]["slices"]["time_of_day=evening"]["auc"]
-    assert run.data.metrics["eval_slice.time_of_day.evening.auc"] == pytest.approx(evening)
+    assert registered_run.data.metrics["eval_slice.time_of_day.evening.auc"] == pytest.approx(evening)
+
+
+def test_the_registered_run_carries_each_features_normal_drift(evaluated, registered_run):
+    """The normal week-to-week PSI the monitor judges above is in the version's lineage (metrics and params)."""
+    _, folder, _ = evaluated
+    normal = json.loads((folder / "model" / "metadata.json").read_text())["reference_fractions"][buckets.NORMAL]
+    assert registered_run.data.metrics["drift_normal_psi.temp"] == pytest.approx(normal["features"]["temp"])
+    assert registered_run.data.metrics["drift_normal_psi.prediction"] == pytest.approx(normal["prediction"])
+    assert float(registered_run.data.params["drift_normal_window_s"]) == 7 * 86400
