@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ctloop.config import MonitorSettings
 from ctloop.contract import buckets
 from ctloop.core import train as core
 from ctloop.core.drift_normal import bucket_index
@@ -97,5 +98,5 @@ def reference_of(training_set: core.TrainingSet, end: str, eval_days: int) -> Re
     fit, _ = core.split(training_set, date.fromisoformat(end), eval_days)
     names = training_set.feature_names
     cuts = core.reference_quantiles(fit, names)
-    profile = core.reference_profile(fit, names, cuts, np.full(len(fit), 0.2), core.WEEK_S)
+    profile = core.reference_profile(fit, names, cuts, np.full(len(fit), 0.2), MonitorSettings().window_s)
     return Reference(fit, names, cuts, profile)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctloop.config import TrainParams
+from ctloop.config import MonitorSettings, TrainParams
 from ctloop.contract import buckets
 from ctloop.core import drift_normal
 from ctloop.core import train as core
@@ -94,7 +94,7 @@ def test_the_normal_is_stored_with_the_model_and_uses_only_the_fit_days(training
     end = date.fromisoformat(END)
     bundle, _ = core.train(training_set, end, params)
     normal = bundle.metadata["reference_fractions"][buckets.NORMAL]
-    assert normal["window_s"] == core.WEEK_S and normal["windows"] == 4
+    assert normal["window_s"] == MonitorSettings().window_s and normal["windows"] == 4
     assert normal["features"]["temp"] > 0.5 and normal["prediction"] >= 0
     frame = training_set.frame.copy()
     later = frame["sched_dep_local"].str.slice(0, 10) >= core.eval_start(end, EVAL_DAYS).isoformat()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ctloop.config import TrainParams
+from ctloop.config import MonitorSettings, TrainParams
 from ctloop.contract import buckets
 from ctloop.contract.layout import METADATA_FILE, ONNX_FILE
 from ctloop.core.drift_normal import normal_psi
@@ -30,8 +30,6 @@ if TYPE_CHECKING:  # scikit-learn costs ~2.7 s to import: only the steps that fi
     from sklearn.pipeline import Pipeline
 
 MODEL_FILE = "model.skops"
-WEEK_S = 7 * 86400.0
-"""The monitor's default window (``[monitor] window = "7d"``): the normal drift is measured over windows this long."""
 REFERENCE_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 TRUSTED_SKOPS_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 """Reviewed: the only non-default type an HGB model holds; our own pipeline wrote the file."""
@@ -259,13 +257,16 @@ class ModelBundle:
 
 
 def train(
-    ts: TrainingSet, end: date, params: TrainParams, drift_window_s: float = WEEK_S
+    ts: TrainingSet, end: date, params: TrainParams, drift_window_s: float | None = None
 ) -> tuple[ModelBundle, dict[str, float]]:
     """Fit on the fit split and export; return the bundle and training metrics.
 
     The drift reference (bucket shares and each feature's normal PSI over windows of
-    ``drift_window_s``, the monitor's window) comes from the fit split alone.
+    ``drift_window_s``, the monitor's window: by default ``[monitor] window``'s default) comes
+    from the fit split alone.
     """
+    if drift_window_s is None:
+        drift_window_s = MonitorSettings().window_s
     fit, held = split(ts, end, params.eval_days)
     model = fit_model(fit, ts.feature_names, params)
     onnx_bytes = to_onnx(model, len(ts.feature_names))
