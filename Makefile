@@ -25,7 +25,7 @@ APT_PACKAGES := redis-tools
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help setup system-packages lock run serve report test check lint typecheck validate-pipeline validate overlay-settings bench clean
+.PHONY: help setup system-packages lock run serve report test check lint typecheck validate-pipeline validate overlay-settings rules bench clean
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -130,6 +130,9 @@ overlay-settings: ## copy each environment's config/<overlay>.toml into its over
 	  test -f config/$$env.toml || { echo "error: config/$$env.toml not found (the settings of overlay $$env)" >&2; exit 1; }; \
 	  cp config/$$env.toml "$$dir"settings.toml; \
 	done
+
+rules: setup ## regenerate the PrometheusRule from the monitor's settings ([monitor]: one definition for monitor and alerts)
+	$(BIN)/python -m ctloop.app.alert_rules config/local.toml manifests/base/monitoring/ctloop-prometheusrule.yaml
 
 check: lint typecheck validate-pipeline validate security ## ruff, import contracts, mypy, the static validators, bandit, pip-audit and the secret scan
 

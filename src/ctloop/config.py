@@ -65,9 +65,10 @@ class MonitorSettings:
 
     ``prometheus_url`` set (a cluster): counters come from Prometheus's HTTP API as
     ``increase(...[window])``; empty: from the serving ``/metrics`` page, the window being the
-    difference from the reading taken ``window`` earlier. Thresholds: PSI per feature and on the
-    prediction, AUC and Brier floors on delayed labels, the champion's data age; ``cooldown_s`` on
-    the monitor's clock.
+    difference from the reading taken ``window`` earlier. Thresholds: PSI above each feature's
+    normal and the prediction's, AUC and Brier floors on delayed labels, the champion's data age;
+    ``cooldown_s`` on the monitor's clock. The Prometheus rules are generated from the same values
+    (``ctloop.app.alert_rules``, ``make rules``), so an alert and the monitor judge alike.
 
     The defaults are the policy the year replay measured (``make run``); every environment runs
     it unless its settings file says otherwise.
@@ -78,25 +79,21 @@ class MonitorSettings:
     """Drift and performance over this much traffic (a Prometheus duration)."""
     kfp_host: str = ""
     """The KFP API a cluster's monitor starts retrains on (its newest pipeline version)."""
-    max_feature_psi: float = 0.25
-    """A feature has drifted above this PSI against the champion's training data ..."""
-    min_drifted_features: int = 2
-    """... and the drift trigger needs this many drifted features."""
-    drift_ignore: tuple[str, ...] = (
-        "sched_month",
-        *("temp", "dewp", "humid", "pressure", "wind_speed", "wind_gust", "visib", "precip"),
-        *("carrier_flights_7d", "carrier_delay_rate_7d", "carrier_flights_28d", "carrier_delay_rate_28d"),
-        *("route_flights_28d", "route_delay_rate_28d"),
-    )
-    """Features whose PSI is reported but fires no drift trigger: they move every week by nature.
+    max_feature_psi_above_normal: float = 0.25
+    """A feature has drifted when its PSI over the window exceeds its normal by more than this.
 
-    The month is new every month; a week of weather or of trailing-window rates covers a narrow
-    band of a 90-day reference (one unchanged week of February, replayed through serving: PSI
-    2.1 on temperature, 3.0 on carrier counts). Their effect on the model shows in prediction
-    drift and delayed-label performance, which trigger on their own; the drift trigger watches
-    what is asked (distance, hour, weekday, planes): the traffic mix.
+    The normal is the PSI a window of the same length had within the model's own fit data
+    (``ctloop.core.drift_normal``, stored with the model): near zero for what is stable (distance,
+    hour, planes), large for what moves every week by nature (weather, trailing delay rates, the
+    month). Judged above it, every feature can trigger: a week of weather fires when it moves more
+    than the weeks of the training window did among themselves.
     """
-    max_prediction_psi: float = 0.2
+    min_drifted_features: int = 1
+    """The drift trigger needs this many drifted features."""
+    drift_ignore: tuple[str, ...] = ()
+    """Features whose PSI is reported but fires no drift trigger (and no alert)."""
+    max_prediction_psi_above_normal: float = 0.2
+    """The prediction has drifted when its PSI exceeds its normal by more than this."""
     min_rows: int = 1000
     """Fewer flights scored in the window: drift is not judged."""
     min_auc: float = 0.62
@@ -117,6 +114,11 @@ class MonitorSettings:
         """Refuse a window Prometheus would not parse; TOML's list becomes a tuple."""
         duration_s(self.window)
         object.__setattr__(self, "drift_ignore", tuple(self.drift_ignore))
+
+    @property
+    def window_s(self) -> float:
+        """The window in seconds (what a model's normal drift is measured over at training)."""
+        return duration_s(self.window)
 
 
 @dataclass(frozen=True)
