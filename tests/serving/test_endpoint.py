@@ -18,8 +18,8 @@ from ctloop.adapters import services
 from ctloop.app import stack
 from ctloop.core import data
 from ctloop.core.features import as_float_matrix
-from tests.online_store import online_features
 from tests.conftest import promtool
+from tests.online_store import online_features
 from tests.serving.conftest import call, flights_payload, promote_and_deploy
 
 pytestmark = pytest.mark.slow
