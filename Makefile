@@ -25,7 +25,7 @@ APT_PACKAGES := redis-tools
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help setup system-packages lock run serve report test check lint typecheck validate-pipeline validate overlay-settings rules bench clean
+.PHONY: help setup system-packages lock run serve report test check lint typecheck validate-pipeline validate overlay-settings rules bench docs clean
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -139,6 +139,10 @@ check: lint typecheck validate-pipeline validate security ## ruff, import contra
 bench: setup $(BVENV)/.synced ## benchmarks: each figure next to its baseline, written to bench/results/
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python scripts/docs_blocks.py
+
+docs: setup ## rewrite the generated blocks of README.md and docs/ from bench/results/*.json and the settings' defaults
+	$(BIN)/python scripts/docs_blocks.py
 
 clean: ## remove local data (snapshots, Feast, MLflow, pipeline runs)
 	rm -rf data
