@@ -23,6 +23,7 @@ from ctloop.core import evaluate, features
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "data-scientist-guide.md"
+GIT = shutil.which("git") or "git"
 FENCE = re.compile(r"^```(diff|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 # What the guide's examples add, and what the test checks once its blocks have run.
@@ -64,14 +65,14 @@ def test_the_guide_has_its_examples():
 
 @pytest.mark.slow
 def test_the_guides_feature_reaches_the_training_set_the_model_and_its_slices(tmp_path):
-    """After the guide's diffs, its Python blocks give `wind_dir` in the training set and the model, and route slices."""
+    """After the guide's diffs, its Python blocks give `wind_dir` in the training set and model, and route slices."""
     work = tmp_path / "copy"
     for folder in ("src", "feature_repo", "config"):
         shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for i, diff in enumerate(guide_blocks("diff")):
         patch = tmp_path / f"guide-{i}.diff"
         patch.write_text(diff)
-        applied = subprocess.run(["git", "apply", str(patch)], cwd=work, capture_output=True, text=True, check=False)
+        applied = subprocess.run([GIT, "apply", str(patch)], cwd=work, capture_output=True, text=True, check=False)
         assert applied.returncode == 0, f"the guide's diff {i + 1} does not apply: {applied.stderr}"
     program = "\n".join([*guide_blocks("python"), CHECKS])
     env = {**os.environ, "PYTHONPATH": str(work / "src"), "PYTHONWARNINGS": "ignore"}
