@@ -60,12 +60,13 @@ def num(value: Any, digits: int | None = None) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     x = float(value)
-    if digits is None:
-        digits = _digits(x)
+    if digits is not None:
+        return f"{x:,.{digits}f}"
+    digits = _digits(x)
     if digits < 0:
         return f"{x:.1e}"
     text = f"{x:,.{digits}f}"
-    return text.rstrip("0") if 0 < abs(x) < 1 and digits == 4 else text
+    return text.rstrip("0") if 0 < abs(x) < 1 else text  # a small ratio or share: no trailing zeros
 
 
 def _digits(x: float) -> int:
@@ -133,7 +134,7 @@ def replay_outcome(results: Results) -> str:
         ("prediction request (one per simulated hour), p50 / p99", f"{num(latency['p50'])} / {num(latency['p99'])} ms"),
         ("wall time of the replay (set-up excluded)", f"{num(r['wall_s'])} s ({r['wall_s'] / 60:.1f} min)"),
     ]
-    return table(("", ""), rows) + "\n\n" + source("replay", r)
+    return table(("what", "last run"), rows) + "\n\n" + source("replay", r)
 
 
 def replay_time(results: Results) -> str:
