@@ -25,7 +25,7 @@ APT_PACKAGES := redis-tools
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help setup system-packages lock run serve report test check lint typecheck validate-pipeline validate overlay-settings rules bench clean
+.PHONY: help setup system-packages lock run serve report test check lint typecheck validate-pipeline validate overlay-settings rules bench docs docs-check clean
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -134,11 +134,18 @@ overlay-settings: ## copy each environment's config/<overlay>.toml into its over
 rules: setup ## regenerate the PrometheusRule from the monitor's settings ([monitor]: one definition for monitor and alerts)
 	$(BIN)/python -m ctloop.app.alert_rules config/local.toml manifests/base/monitoring/ctloop-prometheusrule.yaml
 
-check: lint typecheck validate-pipeline validate security ## ruff, import contracts, mypy, the static validators, bandit, pip-audit and the secret scan
+check: lint typecheck validate-pipeline validate security docs-check ## ruff, import contracts, mypy, the static validators, bandit, pip-audit, the secret scan, the docs' generated tables
 
 bench: setup $(BVENV)/.synced ## benchmarks: each figure next to its baseline, written to bench/results/
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python scripts/docs_blocks.py
+
+docs: setup ## rewrite the generated blocks of README.md and docs/ from bench/results/*.json and the settings' defaults
+	$(BIN)/python scripts/docs_blocks.py
+
+docs-check: setup ## fail when a generated block of README.md or docs/ differs from bench/results and the settings
+	$(BIN)/python scripts/docs_blocks.py --check
 
 clean: ## remove local data (snapshots, Feast, MLflow, pipeline runs)
 	rm -rf data

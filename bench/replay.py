@@ -2,7 +2,7 @@
 
 The whole of ``ctloop replay`` (first champion, serving stack, Apr–Dec hour by hour with
 feedback, daily monitor passes, every retrain through kfp.local, the static champion's scores,
-the report) on this machine, against the issue's goal of 5 minutes; each monitoring pass that
+the report), against a goal of 5 minutes; each monitoring pass that
 started no retrain against 1 s; the loop's AUC per quarter against the static champion's.
 """
 

@@ -1,8 +1,8 @@
 """The GitHub workflows, the make targets they call, and the delivery scripts behind those targets.
 
-The workflow rules (issue 6, STYLE.md "CI") are one function, :func:`check_workflows`, that
-returns a list of problems: it must return none for the real ``.github/workflows`` and the
-expected problem for each deliberately broken copy made in ``tmp_path``.
+The workflow rules (pinned actions, least privilege, timeouts, concurrency) are one function,
+:func:`check_workflows`, that returns a list of problems: it must return none for the real
+``.github/workflows`` and the expected problem for each deliberately broken copy made in ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def check_workflow(name: str, text: str, targets: set[str]) -> list[str]:
 
 
 def check_workflows(directory: Path, targets: set[str]) -> list[str]:
-    """The problems of every workflow in ``directory`` (none: the rules of issue 6 hold)."""
+    """The problems of every workflow in ``directory`` (none: the rules hold)."""
     files = sorted(directory.glob("*.yml")) + sorted(directory.glob("*.yaml"))
     if not files:
         return [f"{directory}: no workflow"]
