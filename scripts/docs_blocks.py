@@ -209,6 +209,26 @@ def containers(results: Results) -> str:
     return figures_table(c) + "\n\n" + source("containers", c, "pipeline_measured_at") + f" Engine: {c['engine']}."
 
 
+def model(results: Results) -> str:
+    """The candidate against the logistic baseline, month by month."""
+    m = results["model"]
+    rows = [
+        (
+            x["month"],
+            num(x["rows"]),
+            num(x["candidate"]["auc"], 4),
+            num(x["baseline"]["auc"], 4),
+            num(x["candidate"]["brier"], 4),
+            num(x["baseline"]["brier"], 4),
+            num(x["beats_baseline"]),
+        )
+        for x in m["months"]
+    ]
+    header = ("month", "rows", "AUC", "baseline AUC", "Brier", "baseline Brier", "beats it")
+    summary = f"The candidate beats the baseline in AUC and Brier on {m['months_beating_baseline']} of {len(rows)} months."
+    return table(header, rows) + "\n\n" + summary + " " + source("model", m)
+
+
 def fuzz(results: Results) -> str:
     """The fuzzing run: requests by kind and their answers."""
     f = results["reliability"]["fuzz"]
@@ -407,6 +427,7 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "bench:pipeline": pipeline,
     "bench:serving": serving,
     "bench:containers": containers,
+    "bench:model": model,
     "bench:fuzz": fuzz,
     "bench:load": load,
     "bench:registry-outage": registry_outage,

@@ -278,11 +278,11 @@ class TrainParams:
 
     seed: int = 13
     eval_days: int = 31
-    max_iter: int = 200
+    max_iter: int = 100
     learning_rate: float = 0.1
     max_leaf_nodes: int = 15
     l2_regularization: float = 1.0
-    min_samples_leaf: int = 40
+    min_samples_leaf: int = 200
 
 
 @dataclass(frozen=True)
