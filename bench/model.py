@@ -7,6 +7,13 @@ held-out days it is scored beside the logistic-regression baseline the evaluate 
 same fit days (scheduled hour and carrier). The goal: the candidate beats the baseline in AUC
 and in Brier score on every month.
 
+The same year's flights also give the reference loop the replay is measured against: retrain
+every week and always promote ("naive weekly"). Every 7 days from ``[replay] start``, at local
+midnight, a candidate is trained exactly as a retrain trains it (the window ending the
+day before, only flights that had landed by that midnight), then it scores the week's flights.
+Beside it, the static champion (trained once on ``[replay] first_start..first_end``) scores the
+same flights. Both train offline, without serving; AUC and Brier are per quarter.
+
 The year's training set is built once, point in time, by the pipeline's own steps (ingest, the
 offline feature tables, Feast's historical retrieval); each window is a slice of it, which gives
 the same rows and features as a pipeline run on that window.
@@ -21,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ctloop.app import pipeline_steps
-from ctloop.config import Settings
+from ctloop.config import Settings, TrainParams
 from ctloop.core import data
 from ctloop.core import evaluate as ev
 from ctloop.core import train as core
+from ctloop.core.clock import local_midnight
 from ctloop.core.features import as_float_matrix
 
 YEAR_START, YEAR_END = date(2013, 1, 1), date(2013, 12, 31)
@@ -39,11 +48,80 @@ def month_ends() -> list[date]:
 
 
 def year_training_set(settings: Settings, work: Path) -> core.TrainingSet:
-    """Every 2013 flight with its point-in-time features and label."""
+    """Every 2013 flight with its point-in-time features, label and ``outcome_known_at`` (its landing)."""
     start, end = YEAR_START.isoformat(), YEAR_END.isoformat()
     snapshot = data.ingest(data.Window.parse(start, end), settings.features.history_days, work / "snapshot")
     pipeline_steps.write_features(settings, Path(snapshot.path), start, end)
-    return pipeline_steps.training_set(settings, Path(snapshot.path), start, end)
+    ts = pipeline_steps.training_set(settings, Path(snapshot.path), start, end)
+    flights, _, _ = data.read_snapshot(Path(snapshot.path))
+    known = flights.loc[:, ["flight_id", "outcome_known_at"]]
+    frame = ts.frame.merge(known, on="flight_id", how="left", validate="one_to_one")
+    return core.TrainingSet(frame, ts.feature_names, ts.layout)
+
+
+def _days(ts: core.TrainingSet) -> pd.Series:
+    days: pd.Series = ts.frame["sched_dep_local"].str.slice(0, 10)
+    return days
+
+
+def _fit(ts: core.TrainingSet, start: date, end: date, params: TrainParams, known_by: pd.Timestamp | None) -> Any:
+    """A candidate as a retrain fits it: the window's fit days (its last ``eval_days`` held out)."""
+    day = _days(ts)
+    mask = (day >= start.isoformat()) & (day <= end.isoformat())
+    if known_by is not None:
+        mask &= ts.frame["outcome_known_at"] <= known_by
+    window = core.TrainingSet(ts.frame.loc[mask].reset_index(drop=True), ts.feature_names, ts.layout)
+    fit, _ = core.split(window, end, params.eval_days)
+    return core.fit_model(fit, ts.feature_names, params)
+
+
+def _quarter(day: str) -> str:
+    return f"Q{(int(day[5:7]) - 1) // 3 + 1}"
+
+
+def naive_weekly(ts: core.TrainingSet, settings: Settings) -> dict[str, Any]:
+    """Retrain every week and always promote, against the static champion, on the replay's flights."""
+    replay, params = settings.replay, settings.train
+    first, last = date.fromisoformat(replay.start), date.fromisoformat(replay.end)
+    static = _fit(ts, date.fromisoformat(replay.first_start), date.fromisoformat(replay.first_end), params, None)
+    day = _days(ts)
+    scored: list[pd.DataFrame] = []
+    retrains = 0
+    monday = first
+    while monday <= last:
+        end = monday - timedelta(days=1)
+        start = max(YEAR_START, end - timedelta(days=settings.monitor.train_window_days - 1))
+        model = _fit(ts, start, end, params, local_midnight(monday))
+        retrains += 1
+        week_end = min(last, monday + timedelta(days=6))
+        week = ts.frame.loc[(day >= monday.isoformat()) & (day <= week_end.isoformat())]
+        scored.append(
+            pd.DataFrame(
+                {
+                    "quarter": week["sched_dep_local"].map(_quarter),
+                    "y": week[ev.LABEL].to_numpy(),
+                    "naive": core.predict(model, week, ts.feature_names),
+                    "static": core.predict(static, week, ts.feature_names),
+                }
+            )
+        )
+        monday += timedelta(days=7)
+    flights = pd.concat(scored, ignore_index=True)
+    quarters = []
+    for quarter, part in flights.groupby("quarter", sort=True):
+        y = part["y"].to_numpy()
+        naive, fixed = ev.score(y, part["naive"].to_numpy()), ev.score(y, part["static"].to_numpy())
+        quarters.append(
+            {
+                "quarter": quarter,
+                "flights": len(part),
+                "naive_auc": round(naive.auc, 4),
+                "static_auc": round(fixed.auc, 4),
+                "naive_brier": round(naive.brier, 4),
+                "static_brier": round(fixed.brier, 4),
+            }
+        )
+    return {"period": f"{first}..{last}", "retrains": retrains, "quarters": quarters}
 
 
 def month(ts: core.TrainingSet, end: date, settings: Settings) -> dict[str, Any]:
@@ -84,6 +162,7 @@ def run(settings: Settings, work: Path) -> dict[str, Any]:
     months = [month(ts, end, settings) for end in month_ends()]
     return {
         "months": months,
+        "naive_weekly": naive_weekly(ts, settings),
         "months_beating_baseline": sum(m["beats_baseline"] for m in months),
         "training_set_s": round(built, 1),
         "params": asdict(settings.train),
@@ -100,4 +179,8 @@ def rows(result: dict[str, Any]) -> list[tuple[str, float, float, float]]:
         out.append(
             (f"{m['month']} Brier: candidate vs logistic baseline", c["brier"], b["brier"], c["brier"] / b["brier"])
         )
+    for q in result["naive_weekly"]["quarters"]:
+        label = f"{q['quarter']} naive weekly loop vs static champion"
+        out.append((f"{label}: AUC", q["naive_auc"], q["static_auc"], q["naive_auc"] / q["static_auc"]))
+        out.append((f"{label}: Brier", q["naive_brier"], q["static_brier"], q["naive_brier"] / q["static_brier"]))
     return out

@@ -225,8 +225,33 @@ def model(results: Results) -> str:
         for x in m["months"]
     ]
     header = ("month", "rows", "AUC", "baseline AUC", "Brier", "baseline Brier", "beats it")
-    summary = f"The candidate beats the baseline in AUC and Brier on {m['months_beating_baseline']} of {len(rows)} months."
+    summary = (
+        f"The candidate beats the baseline in AUC and Brier on {m['months_beating_baseline']} of {len(rows)} months."
+    )
     return table(header, rows) + "\n\n" + summary + " " + source("model", m)
+
+
+def naive_weekly(results: Results) -> str:
+    """The reference loop: retrain every week and always promote, against the static champion."""
+    n = results["model"]["naive_weekly"]
+    rows = [
+        (
+            q["quarter"],
+            num(q["flights"]),
+            num(q["naive_auc"], 4),
+            num(q["static_auc"], 4),
+            num(q["naive_brier"], 4),
+            num(q["static_brier"], 4),
+        )
+        for q in n["quarters"]
+    ]
+    header = ("quarter", "flights", "naive AUC", "static AUC", "naive Brier", "static Brier")
+    span = n["period"].replace("..", " – ")
+    return (
+        table(header, rows)
+        + f"\n\n{num(n['retrains'])} retrains, one every 7 days over {span}. "
+        + source("model", results["model"])
+    )
 
 
 def fuzz(results: Results) -> str:
@@ -428,6 +453,7 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "bench:serving": serving,
     "bench:containers": containers,
     "bench:model": model,
+    "bench:naive-weekly": naive_weekly,
     "bench:fuzz": fuzz,
     "bench:load": load,
     "bench:registry-outage": registry_outage,
