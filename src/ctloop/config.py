@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Self
 
 TRAINING_PIPELINE = "flight-delay-training"
 """The training pipeline's name (``src/ctloop/pipelines/training.py``): on the KFP server and in lineage."""
+FEATURE_PIPELINE = "flight-features"
+"""The feature pipeline's name (``src/ctloop/pipelines/features.py``): on the KFP server."""
 
 
 class ConfigError(ValueError):

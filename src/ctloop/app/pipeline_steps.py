@@ -1,4 +1,4 @@
-"""The training pipeline's steps as plain functions over paths and settings.
+"""The training pipeline's steps as plain functions over paths and settings (it only reads features).
 
 Each KFP component in ``src/ctloop/components/`` adapts its artifacts to one function here; the benchmark
 calls the same functions directly to measure what orchestration costs.
@@ -11,7 +11,7 @@ import gc
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +50,24 @@ def task_process() -> None:
     it; the memory goes back to the system with the process, as it does for every object still
     alive at exit (whose finalizers Python never promises to run). Each component calls this
     first; the benchmark's direct baseline runs with the same thresholds.
+
+    At exit the task prints its peak resident memory, which the local runner reports per task
+    (``ctloop.adapters.kfp_local``) and a cluster's task log shows.
     """
     if gc.get_threshold() != TASK_GC_THRESHOLD:
         gc.set_threshold(*TASK_GC_THRESHOLD)
         atexit.register(gc.freeze)
+        atexit.register(report_peak_memory)
+
+
+def report_peak_memory() -> None:
+    """Print this process's peak resident memory on the line the local runner reads."""
+    import resource
+
+    from ctloop.adapters.kfp_local import PEAK_MEMORY_MARK
+
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(f"{PEAK_MEMORY_MARK} {kib / 1024:.0f}", flush=True)  # the task log is the channel
 
 
 def local_day_start_utc(day: date) -> datetime:
@@ -76,38 +90,13 @@ def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict
     return counts
 
 
-def write_features(settings: Settings, snapshot: Path, start: str, end: str) -> dict[str, int]:
-    """Write the window's offline feature tables and apply the definitions; return rows per table.
-
-    Delay rates get a row for each day of the window and the day after it (what serving needs
-    once the window is over); the snapshot's history rows only feed them.
-    """
-    from ctloop.adapters import featurestore as fs
-    from ctloop.core import data, features
-
-    window = data.Window.parse(start, end)
-    flights, weather, planes = data.read_snapshot(snapshot)
-    days = (window.start, window.end + timedelta(days=1))
-    counts = fs.write_offline_tables(settings, features.feature_tables(flights, weather, planes, days))
-    fs.apply(fs.open_store(settings), fs.definitions(settings))
-    return counts
-
-
-def materialize(settings: Settings, snapshot: Path, start: str, end: str) -> dict[str, int]:
-    """Write the offline feature tables, apply the definitions, load the online store to ``end``."""
-    from ctloop.adapters import featurestore as fs
-    from ctloop.core import data
-
-    window = data.Window.parse(start, end)
-    counts = write_features(settings, snapshot, start, end)
-    store = fs.open_store(settings)
-    first = local_day_start_utc(window.start - timedelta(days=settings.features.history_days))
-    fs.materialize(store, first, local_day_start_utc(window.end + timedelta(days=1)))
-    return counts
-
-
 def training_set(settings: Settings, snapshot: Path, start: str, end: str, as_of: str = "") -> core.TrainingSet:
-    """Point-in-time features for the window's flights, with labels (only those known by ``as_of``, if given)."""
+    """Point-in-time features for the window's flights, with labels (only those known by ``as_of``, if given).
+
+    Reads the offline store only (``get_historical_features``): its day partitions are appended
+    by the feature pipeline (:mod:`ctloop.app.feature_steps`); :func:`feature_lineage` says which
+    were read.
+    """
     import pandas as pd
 
     from ctloop.adapters import featurestore as fs
@@ -122,6 +111,13 @@ def training_set(settings: Settings, snapshot: Path, start: str, end: str, as_of
     retrieved = fs.historical_features(store, service, features.entity_frame(rows))
     names = fs.feature_names(store, service)
     return core.build_training_set(rows, retrieved, names, fs.service_layout(store, service))
+
+
+def feature_lineage(settings: Settings, start: str, end: str) -> dict[str, str]:
+    """The day partitions a window's training set reads and their hash; refused when one is missing."""
+    from ctloop.app.feature_steps import read_lineage
+
+    return read_lineage(settings, start, end)
 
 
 @dataclass

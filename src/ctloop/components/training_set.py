@@ -14,8 +14,12 @@ def training_set(
     dataset: Output[Dataset],
     stats: Output[Metrics],
     as_of: str = "",
-) -> None:
-    """Point-in-time training set for the window from Feast's offline store (labels known by ``as_of``, if set)."""
+) -> str:
+    """Point-in-time training set for the window from Feast's offline store (labels known by ``as_of``, if set).
+
+    Returns the feature data it read (day partitions and their hash, JSON) for the model's lineage.
+    """
+    import json
     from pathlib import Path
 
     from ctloop.app import pipeline_steps
@@ -23,8 +27,10 @@ def training_set(
 
     pipeline_steps.task_process()
     settings = Settings.from_json(settings_json)
+    lineage = pipeline_steps.feature_lineage(settings, start, end)  # refuses a window with missing partitions
     ts = pipeline_steps.training_set(settings, Path(snapshot.path), start, end, as_of)
     ts.save(Path(dataset.path))
-    dataset.metadata.update({"rows": len(ts.frame), "feature_service": settings.features.feature_service})
+    dataset.metadata.update({"rows": len(ts.frame), "feature_service": settings.features.feature_service, **lineage})
     stats.log_metric("rows", len(ts.frame))
     stats.log_metric("features", len(ts.feature_names))
+    return json.dumps(lineage)

@@ -1,0 +1,176 @@
+"""The feature pipeline's steps (``flight-features``) as plain functions over paths and settings.
+
+ingest → validate → compute → append to the offline store → materialize to the online store.
+Each KFP component in ``src/ctloop/components/`` adapts its artifacts to one function here. The
+days a run names are checked against the offline store's rules (``ctloop.core.partitions``) at
+ingest, so that a refused run stops before any work, and again at append, where they decide.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ctloop.config import Settings
+
+log = logging.getLogger(__name__)
+
+TABLES_FILE = "tables.json"
+
+
+class DayDataError(ValueError):
+    """A day has nothing to append (no weather, no delay rate): the source does not cover it."""
+
+
+def offline(settings: Settings) -> Any:
+    """The offline store of these settings (:class:`ctloop.adapters.offline_store.OfflineStore`)."""
+    from ctloop.adapters import featurestore as fs
+    from ctloop.adapters.offline_store import OfflineStore
+
+    return OfflineStore(fs.offline_uri(settings))
+
+
+def check_days(settings: Settings, days_text: str) -> Any:
+    """The run's days, checked against the rules and the store (a :class:`ctloop.core.partitions.AppendPlan`)."""
+    from ctloop.core import partitions
+
+    return partitions.plan_append(partitions.parse_days(days_text), offline(settings).days())
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What the ingest step wrote: the day snapshot's hash and counts, and the checked days."""
+
+    sha256: str
+    counts: dict[str, int]
+    days: str
+    reruns: str
+
+
+def ingest(settings: Settings, days_text: str, out_dir: Path) -> Ingested:
+    """Check the days, then write the day snapshot that covers them."""
+    from ctloop.core import daily, partitions
+
+    plan = check_days(settings, days_text)
+    source = Path(settings.source_path) if settings.source_path else None
+    result = daily.ingest_days(plan.first, plan.last, out_dir, source)
+    counts = {
+        "days": len(plan.days),
+        "reruns": len(plan.reruns),
+        "landed": result.landed,
+        "weather": result.weather,
+        "scheduled": result.scheduled,
+        "cancelled": result.cancelled,
+        "diverted": result.diverted,
+    }
+    return Ingested(result.sha256, counts, partitions.format_days(plan.days), partitions.format_days(plan.reruns))
+
+
+def validate(snapshot: Path, expected_sha256: str) -> dict[str, int]:
+    """Check the day snapshot's integrity and schema; return row counts."""
+    from ctloop.app.pipeline_steps import SnapshotIntegrityError
+    from ctloop.core import daily, schema
+
+    actual = daily.day_snapshot_sha256(snapshot)
+    if actual != expected_sha256:
+        raise SnapshotIntegrityError(
+            f"day snapshot {snapshot} changed since ingest: sha256 {actual} != {expected_sha256}"
+        )
+    return schema.validate_day_snapshot(*daily.read_day_snapshot(snapshot))
+
+
+def compute(snapshot: Path, days_text: str, out_dir: Path) -> dict[str, int]:
+    """Each day's partition and the static tables, as parquet under ``out_dir``; rows per table."""
+    from ctloop.core import daily, partitions
+
+    days = partitions.parse_days(days_text)
+    per_day, planes = daily.day_tables(snapshot, days[0], days[-1])
+    counts = dict.fromkeys((*daily.PARTITIONED_TABLES, *daily.STATIC_TABLES), 0)
+    for day in days:
+        tables = per_day[day]
+        if all(frame.empty for frame in tables.values()):
+            raise DayDataError(f"day {day} has no weather and no delay rate to append: the source does not cover it")
+        folder = out_dir / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, frame in tables.items():
+            frame.to_parquet(folder / f"{name}.parquet", index=False)
+            counts[name] += len(frame)
+    planes.to_parquet(out_dir / "plane.parquet", index=False)
+    counts["plane"] = len(planes)
+    (out_dir / TABLES_FILE).write_text(json.dumps({"days": [d.isoformat() for d in days]}))
+    return counts
+
+
+def append(settings: Settings, tables_dir: Path, days_text: str, run: str) -> dict[str, Any]:
+    """Append the computed partitions to the offline store (a rerun's day replaced) and apply the definitions."""
+    import pandas as pd
+
+    from ctloop.adapters import featurestore as fs
+    from ctloop.core import daily, partitions
+
+    days = partitions.parse_days(days_text)
+    computed = [date.fromisoformat(d) for d in json.loads((tables_dir / TABLES_FILE).read_text())["days"]]
+    if computed != days:
+        raise DayDataError(f"the computed tables are for {partitions.format_days(computed)}, not {days_text}")
+    per_day = {
+        day: {t: pd.read_parquet(tables_dir / day.isoformat() / f"{t}.parquet") for t in daily.PARTITIONED_TABLES}
+        for day in days
+    }
+    static = {t: pd.read_parquet(tables_dir / f"{t}.parquet") for t in daily.STATIC_TABLES}
+    store = offline(settings)
+    plan = store.append(days, per_day, static, run)
+    fs.apply(fs.open_store(settings), fs.definitions(settings))
+    log.info(
+        "appended %s (reruns: %s)", partitions.format_days(plan.days), partitions.format_days(plan.reruns) or "none"
+    )
+    return {
+        "days": partitions.format_days(plan.days),
+        "reruns": partitions.format_days(plan.reruns),
+        "partitions_sha256": partitions.lineage_sha256(store.hashes(list(plan.days)), store.static_sha256()),
+    }
+
+
+def materialize(settings: Settings, days_text: str) -> tuple[str, str]:
+    """Load the appended days' rows into the online store (incremental); return the span (ISO, UTC)."""
+    from ctloop.adapters import featurestore as fs
+    from ctloop.core import partitions
+
+    days = partitions.parse_days(days_text)
+    start, end = fs.materialize_days(fs.open_store(settings), days[0], days[-1])
+    return start.isoformat(), end.isoformat()
+
+
+def read_lineage(settings: Settings, start: str, end: str) -> dict[str, str]:
+    """The feature data a training window reads: its partitions and their hash; refused when one is missing."""
+    from ctloop.core import partitions
+
+    window_start, window_end = date.fromisoformat(start), date.fromisoformat(end)
+    needed = partitions.window_partitions(window_start, window_end)
+    store = offline(settings)
+    absent = partitions.missing(needed, store.days())
+    if absent:
+        raise MissingPartitionsError(absent)
+    return {
+        "feature_partitions": partitions.format_days(needed),
+        "feature_partitions_count": str(len(needed)),
+        "feature_data_sha256": partitions.lineage_sha256(store.hashes(needed), store.static_sha256()),
+    }
+
+
+class MissingPartitionsError(ValueError):
+    """A training window needs day partitions the offline store lacks."""
+
+    def __init__(self, absent: list[date]) -> None:
+        """Name the missing days and the run that appends them."""
+        from ctloop.core import partitions
+
+        self.absent = absent
+        days = partitions.format_days(absent) if len(absent) < 10 else f"{absent[0]}..{absent[-1]} ({len(absent)} days)"
+        super().__init__(
+            f"the offline store lacks the day partitions {days}: run the feature pipeline for them first "
+            "(ctloop features run --days FIRST..LAST)"
+        )
