@@ -141,7 +141,7 @@ def error_detail(log_text: str) -> str:
         if match and "finished with status" not in lines[i]:
             block = [f"{match['kind']}: {match['msg']}"]
             for extra in lines[i + 1 : i + 12]:
-                if not extra.strip() or " - INFO - " in extra or " - ERROR - " in extra:
+                if not extra.strip() or " - INFO - " in extra or " - ERROR - " in extra or PEAK_MEMORY_MARK in extra:
                     break
                 block.append(extra.strip())
             return "\n".join(block)

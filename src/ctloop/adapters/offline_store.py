@@ -10,8 +10,9 @@ the one Feast's file sources read (``feature_repo/definitions.py``) and DuckDB g
     _partitions.json                               the manifest: each day's rows and sha256
 
 A run's days are checked (``ctloop.core.partitions.plan_append``) against the manifest before
-anything is written; its partitions are written aside first and then moved in, one folder per
-table and day, a rerun's old folder replaced; the manifest is written last. Writes go to a local
+anything is written; its partition files are copied aside first and then moved in, one folder per
+table and day, a rerun's old folder replaced; the manifest is written last. Only the standard
+library is needed to append (the pipeline's append step stays light). Writes go to a local
 folder (a cluster mounts the offline location, or runs Feast's offline engine over object storage).
 """
 
@@ -25,11 +26,12 @@ import time
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ctloop.core import partitions as parts
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MANIFEST_FILE = "_partitions.json"
 STAGING_DIR = ".staging"
@@ -39,7 +41,7 @@ class OfflineStoreError(RuntimeError):
     """The offline store cannot be read or written as asked."""
 
 
-def _frame_sha256(frames: Mapping[str, Path]) -> str:
+def _files_sha256(frames: Mapping[str, Path]) -> str:
     digest = hashlib.sha256()
     for name in sorted(frames):
         digest.update(name.encode())
@@ -89,53 +91,51 @@ class OfflineStore:
     def append(
         self,
         days: list[date],
-        tables: Mapping[date, Mapping[str, pd.DataFrame]],
-        static: Mapping[str, pd.DataFrame],
+        files: Mapping[date, Mapping[str, Path]],
+        static: Mapping[str, Path],
+        rows: Mapping[date, Mapping[str, int]],
         run: str,
     ) -> parts.AppendPlan:
-        """Write each day's partition (replacing a rerun's), then the static tables and the manifest.
+        """Copy each day's partition files in (replacing a rerun's), then the static tables and the manifest.
 
+        ``files``: per day, each partitioned table's parquet file; ``static``: each static table's.
         The days are checked against the manifest first: a refusal writes nothing.
         """
         plan = parts.plan_append(days, self.days())
-        if set(tables) != set(days):
-            raise OfflineStoreError(f"partitions computed for {sorted(tables)} but the run names {days}")
+        if set(files) != set(days):
+            raise OfflineStoreError(f"partitions computed for {sorted(files)} but the run names {days}")
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / STAGING_DIR / f"{os.getpid()}-{time.time_ns()}"
         manifest = self.manifest()
         written_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         try:
-            for day in plan.days:
-                files: dict[str, Path] = {}
-                for table, frame in tables[day].items():
+            for day in plan.days:  # copied aside first: a failure here leaves the store as it was
+                staged: dict[str, Path] = {}
+                for table, path in files[day].items():
                     folder = staging / parts.partition_dir(table, day)
                     folder.mkdir(parents=True)
-                    files[table] = folder / parts.PARTITION_FILE
-                    frame.to_parquet(files[table], index=False)
+                    staged[table] = Path(shutil.copyfile(path, folder / parts.PARTITION_FILE))
                 manifest["days"][day.isoformat()] = {
-                    "sha256": _frame_sha256(files),
-                    "rows": {table: len(frame) for table, frame in tables[day].items()},
+                    "sha256": _files_sha256(staged),
+                    "rows": dict(rows[day]),
                     "run": run,
                     "written_at": written_at,
                 }
-            static_files: dict[str, Path] = {}
-            for table, frame in static.items():
-                static_files[table] = staging / f"{table}.parquet"
-                frame.to_parquet(static_files[table], index=False)
-            for day in plan.days:  # move in: a rerun's old folder is swapped out, then removed
-                for table in tables[day]:
+            static_staged = {t: Path(shutil.copyfile(p, staging / f"{t}.parquet")) for t, p in static.items()}
+            for day in plan.days:  # moved in: a rerun's old folder is swapped out, then removed
+                for table in files[day]:
                     target = self.root / parts.partition_dir(table, day)
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    old = staging / "replaced" / parts.partition_dir(table, day)
                     if target.exists():
+                        old = staging / "replaced" / parts.partition_dir(table, day)
                         old.parent.mkdir(parents=True, exist_ok=True)
                         target.replace(old)
                     (staging / parts.partition_dir(table, day)).replace(target)
-            for table, path in static_files.items():
+            for table, path in static_staged.items():
                 path.replace(self.root / f"{table}.parquet")
-            if static_files:
-                final = {t: self.root / f"{t}.parquet" for t in static_files}
-                manifest["static"] = {"sha256": _frame_sha256(final), "tables": sorted(static_files)}
+            if static_staged:
+                final = {t: self.root / f"{t}.parquet" for t in static_staged}
+                manifest["static"] = {"sha256": _files_sha256(final), "tables": sorted(static_staged)}
             self._write_manifest(manifest)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -143,6 +143,8 @@ class OfflineStore:
 
     def read(self, table: str, days: list[date] | None = None) -> pd.DataFrame:
         """A partitioned table's rows (of ``days``, or every day), or a static table."""
+        import pandas as pd
+
         if table not in {t for entry in self.manifest()["days"].values() for t in entry["rows"]}:
             path = self.root / f"{table}.parquet"
             if not path.is_file():

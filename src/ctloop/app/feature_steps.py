@@ -1,6 +1,7 @@
 """The feature pipeline's steps (``flight-features``) as plain functions over paths and settings.
 
-ingest → validate → compute → append to the offline store → materialize to the online store.
+ingest → validate → compute → append to the offline store → materialize to the online store
+(with the definitions registered).
 Each KFP component in ``src/ctloop/components/`` adapts its artifacts to one function here. The
 days a run names are checked against the offline store's rules (``ctloop.core.partitions``) at
 ingest, so that a refused run stops before any work, and again at append, where they decide.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,27 @@ def check_days(settings: Settings, days_text: str) -> Any:
     from ctloop.core import partitions
 
     return partitions.plan_append(partitions.parse_days(days_text), offline(settings).days())
+
+
+def resolve_days(days_text: str, scheduled_at: str) -> str:
+    """The days a run names, or else the New York day before its schedule time (ISO instant, UTC)."""
+    if days_text.strip():
+        return days_text
+    import pandas as pd
+
+    from ctloop.core.clock import LOCAL_TZ
+    from ctloop.core.partitions import PartitionRuleError
+
+    try:
+        at = pd.Timestamp(scheduled_at)
+    except ValueError:
+        at = None
+    if at is None or pd.isna(at):
+        raise PartitionRuleError(
+            "day-format", f"no days given and no schedule time to take them from ({scheduled_at!r})"
+        )
+    local = (at.tz_localize("UTC") if at.tzinfo is None else at).tz_convert(LOCAL_TZ)
+    return (local.date() - timedelta(days=1)).isoformat()
 
 
 @dataclass(frozen=True)
@@ -90,40 +112,37 @@ def compute(snapshot: Path, days_text: str, out_dir: Path) -> dict[str, int]:
     days = partitions.parse_days(days_text)
     per_day, planes = daily.day_tables(snapshot, days[0], days[-1])
     counts = dict.fromkeys((*daily.PARTITIONED_TABLES, *daily.STATIC_TABLES), 0)
+    rows: dict[str, dict[str, int]] = {}
     for day in days:
         tables = per_day[day]
         if all(frame.empty for frame in tables.values()):
             raise DayDataError(f"day {day} has no weather and no delay rate to append: the source does not cover it")
         folder = out_dir / day.isoformat()
         folder.mkdir(parents=True, exist_ok=True)
+        rows[day.isoformat()] = {}
         for name, frame in tables.items():
             frame.to_parquet(folder / f"{name}.parquet", index=False)
             counts[name] += len(frame)
+            rows[day.isoformat()][name] = len(frame)
     planes.to_parquet(out_dir / "plane.parquet", index=False)
     counts["plane"] = len(planes)
-    (out_dir / TABLES_FILE).write_text(json.dumps({"days": [d.isoformat() for d in days]}))
+    (out_dir / TABLES_FILE).write_text(json.dumps({"days": [d.isoformat() for d in days], "rows": rows}))
     return counts
 
 
 def append(settings: Settings, tables_dir: Path, days_text: str, run: str) -> dict[str, Any]:
-    """Append the computed partitions to the offline store (a rerun's day replaced) and apply the definitions."""
-    import pandas as pd
-
-    from ctloop.adapters import featurestore as fs
-    from ctloop.core import daily, partitions
+    """Append the computed partitions to the offline store (a rerun's day replaced); their hash."""
+    from ctloop.core import partitions
 
     days = partitions.parse_days(days_text)
-    computed = [date.fromisoformat(d) for d in json.loads((tables_dir / TABLES_FILE).read_text())["days"]]
-    if computed != days:
-        raise DayDataError(f"the computed tables are for {partitions.format_days(computed)}, not {days_text}")
-    per_day = {
-        day: {t: pd.read_parquet(tables_dir / day.isoformat() / f"{t}.parquet") for t in daily.PARTITIONED_TABLES}
-        for day in days
-    }
-    static = {t: pd.read_parquet(tables_dir / f"{t}.parquet") for t in daily.STATIC_TABLES}
+    computed = json.loads((tables_dir / TABLES_FILE).read_text())
+    if [date.fromisoformat(d) for d in computed["days"]] != days:
+        raise DayDataError(f"the computed tables are for {computed['days']}, not {days_text}")
+    files = {day: {t: tables_dir / f"{day}/{t}.parquet" for t in partitions.PARTITIONED_TABLES} for day in days}
+    rows = {day: computed["rows"][day.isoformat()] for day in days}
+    static = {t: tables_dir / f"{t}.parquet" for t in partitions.STATIC_TABLES}
     store = offline(settings)
-    plan = store.append(days, per_day, static, run)
-    fs.apply(fs.open_store(settings), fs.definitions(settings))
+    plan = store.append(days, files, static, rows, run)
     log.info(
         "appended %s (reruns: %s)", partitions.format_days(plan.days), partitions.format_days(plan.reruns) or "none"
     )
@@ -135,12 +154,17 @@ def append(settings: Settings, tables_dir: Path, days_text: str, run: str) -> di
 
 
 def materialize(settings: Settings, days_text: str) -> tuple[str, str]:
-    """Load the appended days' rows into the online store (incremental); return the span (ISO, UTC)."""
+    """Register the definitions, load the appended days' rows into the online store (incremental); the span.
+
+    Returns the span of event times loaded (ISO, UTC).
+    """
     from ctloop.adapters import featurestore as fs
     from ctloop.core import partitions
 
     days = partitions.parse_days(days_text)
-    start, end = fs.materialize_days(fs.open_store(settings), days[0], days[-1])
+    store = fs.open_store(settings)
+    fs.apply(store, fs.definitions(settings))  # the training pipeline reads the registry these sources are in
+    start, end = fs.materialize_days(store, days[0], days[-1])
     return start.isoformat(), end.isoformat()
 
 
@@ -174,3 +198,48 @@ class MissingPartitionsError(ValueError):
             f"the offline store lacks the day partitions {days}: run the feature pipeline for them first "
             "(ctloop features run --days FIRST..LAST)"
         )
+
+
+def run_in_process(
+    settings: Settings, days_text: str, work_dir: Path, *, online: bool = True, run: str = "in-process"
+) -> dict[str, Any]:
+    """The feature pipeline's steps called in this process, in order (tests, the benchmark's baseline).
+
+    ``online``: materialize the appended days too (needs the online store).
+    """
+    ingested = ingest(settings, days_text, work_dir / "snapshot")
+    validate(work_dir / "snapshot", ingested.sha256)
+    compute(work_dir / "snapshot", ingested.days, work_dir / "tables")
+    done = append(settings, work_dir / "tables", ingested.days, run)
+    if online:
+        materialize(settings, ingested.days)
+    return done
+
+
+def window_days(start: str, end: str) -> str:
+    """The days a training window of departures ``start..end`` reads, as a run names them."""
+    from ctloop.core import partitions
+
+    return partitions.format_days(partitions.window_partitions(date.fromisoformat(start), date.fromisoformat(end)))
+
+
+def days_to_append(settings: Settings, start: str, end: str) -> str:
+    """The days to append before training on ``start..end``, as a run names them ('' when none are missing).
+
+    Those after the last appended day, up to the window's end (or the window's whole span in an
+    empty store). A missing day before the last appended one cannot be appended (rule
+    ``not-before-last``): :class:`MissingPartitionsError`.
+    """
+    from ctloop.core import partitions
+
+    needed = partitions.window_partitions(date.fromisoformat(start), date.fromisoformat(end))
+    present = offline(settings).days()
+    absent = partitions.missing(needed, present)
+    if not absent:
+        return ""
+    if not present:
+        return partitions.format_days(needed)
+    last = max(present)
+    if absent[0] < last:
+        raise MissingPartitionsError([d for d in absent if d < last])
+    return partitions.format_days([last + timedelta(days=i) for i in range(1, (absent[-1] - last).days + 1)])

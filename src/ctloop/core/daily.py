@@ -28,10 +28,11 @@ import pandas as pd
 
 from ctloop.core import data, features
 from ctloop.core.clock import local_midnight
+from ctloop.core.partitions import PARTITIONED_TABLES, STATIC_TABLES
 
 DAY_FILES = ("landed.parquet", "weather.parquet", "planes.parquet", "schedule.parquet")
-PARTITIONED_TABLES = ("origin_weather", "carrier_delay", "route_delay")
-STATIC_TABLES = ("plane",)
+__all__ = ["DAY_FILES", "PARTITIONED_TABLES", "STATIC_TABLES", "DayIngest", "day_tables", "ingest_days"]
+
 RATE_KEYS = {"carrier_delay": ("carrier", "carrier_flights_28d"), "route_delay": ("route", "route_flights_28d")}
 
 

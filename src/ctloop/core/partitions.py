@@ -24,6 +24,10 @@ from itertools import pairwise
 PARTITION_KEY = "day"
 """The partition column of the hive-style layout: ``<table>/day=YYYY-MM-DD/part.parquet``."""
 PARTITION_FILE = "part.parquet"
+PARTITIONED_TABLES = ("origin_weather", "carrier_delay", "route_delay")
+"""The offline tables that grow by day (hourly weather, daily delay rates)."""
+STATIC_TABLES = ("plane",)
+"""The offline tables rewritten whole at each append (plane attributes)."""
 MAX_DAYS_PER_RUN = 400
 """A run appends at most this many days (a year's backfill fits)."""
 

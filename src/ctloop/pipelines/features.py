@@ -15,20 +15,27 @@ from ctloop.config import FEATURE_PIPELINE, Settings
 from ctloop.pipelines import place
 
 
-def build(settings: Settings, image: str = "") -> GraphComponent:
+def build(
+    settings: Settings, image: str = "", scheduled_at: str = dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER
+) -> GraphComponent:
     """The pipeline with this environment's settings as parameter defaults (see ``training.build``).
 
-    ``days``: the New York days to append, ``YYYY-MM-DD``, a list ``A,B`` or a range ``A..B``; a
-    scheduled run on a cluster passes yesterday. A day already in the store is replaced; any
-    other day must follow the last one appended.
+    ``scheduled_at``: what tells a run without ``days`` which day to take; KFP's schedule time on
+    a cluster. kfp.local resolves no such placeholder: a local run passes ``""`` and names its days.
+
+    ``days``: the New York days to append, ``YYYY-MM-DD``, a list ``A,B`` or a range ``A..B``;
+    empty (a recurring run on a cluster): the day before the run's schedule time. A day already
+    in the store is replaced; any other day must follow the last one appended.
     """
 
     @dsl.pipeline(name=FEATURE_PIPELINE, description="Append days of features to the offline store; load them online.")
-    def flight_features(settings_json: str = settings.to_json(portable=True), days: str = "2013-01-01") -> None:
+    def flight_features(settings_json: str = settings.to_json(portable=True), days: str = "") -> None:
         """The feature pipeline for one or more days."""
-        ingested = ingest_days(settings_json=settings_json, days=days).set_display_name("ingest days")
+        ingested = ingest_days(settings_json=settings_json, days=days, scheduled_at=scheduled_at).set_display_name(
+            "ingest days"
+        )
         ingested.set_caching_options(False)  # reads external data and the store's days: never serve a stale run
-        sha = ingested.outputs["Output"]
+        sha, days = ingested.outputs["sha256"], ingested.outputs["days"]
         snapshot = ingested.outputs["snapshot"]
 
         checked = validate_days(snapshot=snapshot, snapshot_sha256=sha).set_display_name("validate")

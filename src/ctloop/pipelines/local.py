@@ -12,13 +12,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from ctloop.adapters.kfp_local import Callback, LocalRun, PipelineStepError, run_pipeline
+from ctloop.app.feature_steps import MissingPartitionsError, days_to_append
 from ctloop.app.monitor_pass import Retrain
 from ctloop.config import Settings
 from ctloop.pipelines import TASK_ENV
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FEATURE_TASKS", "TASKS", "LocalRetrainer", "LocalRun", "PipelineStepError", "run", "run_features"]
+__all__ = [
+    "FEATURE_TASKS",
+    "TASKS",
+    "LocalRetrainer",
+    "LocalRun",
+    "PipelineStepError",
+    "features_for_window",
+    "run",
+    "run_features",
+]
 
 TASKS = ("ingest", "validate", "training-set", "train", "evaluate", "gate", "register")
 """The training pipeline's tasks, in order."""
@@ -38,12 +48,18 @@ class LocalRetrainer:
     runner: str = ""
 
     def __call__(self, settings: Settings, start: str, end: str, as_of: str) -> Retrain:
-        """Run it: ``promoted`` (with the version), ``not blessed`` or ``failed`` (with the reasons)."""
+        """Run it: ``promoted`` (with the version), ``not blessed`` or ``failed`` (with the reasons).
+
+        The feature pipeline runs first for the window's days the offline store lacks (the new
+        data since its last run), so the training pipeline finds every partition it reads.
+        """
         try:
+            features_for_window(settings, start, end, git_sha=self.git_sha, runner=self.runner)
             run_ = run(settings, start, end, git_sha=self.git_sha, as_of=as_of, runner=self.runner)
-        except PipelineStepError as exc:
+        except (PipelineStepError, MissingPartitionsError) as exc:
             log.warning("retrain failed: %s", exc)
-            return Retrain("failed", reasons=(f"step {exc.task}: {exc.detail}",))
+            detail = f"step {exc.task}: {exc.detail}" if isinstance(exc, PipelineStepError) else str(exc)
+            return Retrain("failed", reasons=(detail,))
         reasons = tuple(str(r) for r in run_.artifact_metadata("gate", "decision").get("reasons", []))
         if run_.output("gate") != "blessed":
             return Retrain("not blessed", reasons=reasons)
@@ -108,7 +124,7 @@ def run_features(
     from ctloop.pipelines.features import build
 
     def pipeline(image: str) -> Any:
-        return build(settings, image=image)
+        return build(settings, image=image, scheduled_at="")  # kfp.local has no schedule time
 
     def arguments(task_settings: Settings) -> dict[str, object]:
         return {"settings_json": task_settings.to_json(), "days": days}
@@ -124,3 +140,19 @@ def run_features(
         git_sha=git_sha,
         callback=callback,
     )
+
+
+def features_for_window(
+    settings: Settings,
+    start: str,
+    end: str,
+    *,
+    git_sha: str = "unknown",
+    callback: Callback | None = None,
+    runner: str = "",
+) -> LocalRun | None:
+    """Run ``flight-features`` for the days a training window needs and the store lacks; None if none."""
+    days = days_to_append(settings, start, end)
+    if not days:
+        return None
+    return run_features(settings, days, git_sha=git_sha, callback=callback, runner=runner)
