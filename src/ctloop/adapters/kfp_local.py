@@ -12,7 +12,8 @@ Two runners, chosen by the caller (``[pipeline] local_runner`` or ``--runner``):
 Task output goes to a log file; a callback sees each task start and finish (for a progress
 display), and each task's peak memory is read from the line it prints at exit. The pipeline
 itself is the caller's (``ctloop.pipelines``): this module knows kfp.local, not ctloop's pipelines.
-Only the standard library is imported at module level (a task process reads ``PEAK_MEMORY_MARK``).
+At module level only the standard library and the settings are imported (a task process reads
+``PEAK_MEMORY_MARK``).
 """
 
 from __future__ import annotations

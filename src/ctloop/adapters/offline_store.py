@@ -145,7 +145,7 @@ class OfflineStore:
         """A partitioned table's rows (of ``days``, or every day), or a static table."""
         import pandas as pd
 
-        if table not in {t for entry in self.manifest()["days"].values() for t in entry["rows"]}:
+        if table not in parts.PARTITIONED_TABLES:
             path = self.root / f"{table}.parquet"
             if not path.is_file():
                 raise OfflineStoreError(f"no offline table {table!r} under {self.root}")
