@@ -15,7 +15,7 @@ from typing import Any
 from ctloop.adapters import services
 from ctloop.app import replay
 from ctloop.config import Settings
-from ctloop.pipelines.local import LocalRetrainer
+from ctloop.pipelines.local import LocalFeatures, LocalRetrainer
 
 GOAL_S = 300.0
 PASS_GOAL_S = 1.0
@@ -33,7 +33,7 @@ def run(base: Settings, work: Path) -> dict[str, Any]:
         ),
         replay=replace(base.replay, data_dir=str(work / "replay"), report_dir=str(work / "report")),
     )
-    return replay.run(settings, LocalRetrainer(git_sha="bench"), quick=False).summary
+    return replay.run(settings, LocalRetrainer(git_sha="bench"), LocalFeatures(git_sha="bench"), quick=False).summary
 
 
 def rows(summary: dict[str, Any]) -> list[tuple[str, float, float, float]]:

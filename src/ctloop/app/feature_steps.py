@@ -243,3 +243,14 @@ def days_to_append(settings: Settings, start: str, end: str) -> str:
     if absent[0] < last:
         raise MissingPartitionsError([d for d in absent if d < last])
     return partitions.format_days([last + timedelta(days=i) for i in range(1, (absent[-1] - last).days + 1)])
+
+
+def days_through(settings: Settings, last_day: date) -> str:
+    """The days after the store's last appended one up to ``last_day``, as a run names them ('' when none)."""
+    from ctloop.core import partitions
+
+    present = offline(settings).days()
+    if not present:
+        raise MissingPartitionsError([last_day])
+    first = max(present) + timedelta(days=1)
+    return partitions.format_days([first + timedelta(days=i) for i in range((last_day - first).days + 1)])

@@ -174,10 +174,11 @@ def run_replay(settings: Settings, quick: bool) -> None:
                     description=f"{local:%Y-%m-%d %H:00} serving v{loop.serving_version} | {loop.last_decision}",
                 )
 
-        from ctloop.pipelines.local import LocalRetrainer
+        from ctloop.pipelines.local import LocalFeatures, LocalRetrainer
 
-        retrain = LocalRetrainer(git_sha=git_sha(settings.root))
-        outcome = rp.run(settings, retrain, quick=quick, on_stage=on_stage, on_step=on_step)
+        sha = git_sha(settings.root)
+        retrain, features = LocalRetrainer(git_sha=sha), LocalFeatures(git_sha=sha)
+        outcome = rp.run(settings, retrain, features, quick=quick, on_stage=on_stage, on_step=on_step)
         progress.update(bar, completed=hours, description="replay: done")
     console.print(replay_table(outcome.summary))
     console.print(f"report: {outcome.report_dir / 'index.html'}")

@@ -27,4 +27,4 @@ def ingest_days(
     snapshot.metadata.update({"sha256": result.sha256, "days": result.days, "reruns": result.reruns, **result.counts})
     for name, value in result.counts.items():
         stats.log_metric(name, value)
-    return namedtuple("Ingested", ["sha256", "days"])(result.sha256, result.days)
+    return namedtuple("Ingested", ["sha256", "days"])(result.sha256, result.days)  # type: ignore[call-arg]  # KFP reads the fields

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FEATURE_TASKS",
     "TASKS",
+    "LocalFeatures",
     "LocalRetrainer",
     "LocalRun",
     "PipelineStepError",
@@ -64,6 +65,18 @@ class LocalRetrainer:
         if run_.output("gate") != "blessed":
             return Retrain("not blessed", reasons=reasons)
         return Retrain("promoted", run_.output("register"), reasons)
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    """Runs the feature pipeline on this machine (:class:`ctloop.app.replay.FeatureRunner`); raises on failure."""
+
+    git_sha: str = "replay"
+    runner: str = ""
+
+    def __call__(self, settings: Settings, days: str) -> None:
+        """Append and materialize ``days``."""
+        run_features(settings, days, git_sha=self.git_sha, runner=self.runner)
 
 
 def run(
