@@ -19,6 +19,7 @@ The outage lands at the same place every time, with no timing involved:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -176,6 +177,7 @@ def pipeline_with_outage_at(
     began = time.monotonic()
     error = None
     try:
+        local.features_for_window(settings, start, end, git_sha=GIT_SHA)  # the partitions training reads
         local.run(settings, start, end, git_sha=GIT_SHA, callback=on_event)
     except local.PipelineStepError as exc:
         error = exc
@@ -205,6 +207,7 @@ def register_inputs(job_dir: Path, start: str, end: str) -> tuple[Path, dict[str
         "pipeline_run": run.job_name,
         "data_sha256": str(run.artifact_metadata("ingest", "snapshot")["sha256"]),
         "window": f"{start}..{end}",
+        **json.loads(run.output("training-set") or "{}"),  # the feature partitions read and their hash
     }
     return model_dir, document, lineage
 
