@@ -80,7 +80,7 @@ def direct(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
     step("validate", pipeline_steps.validate, Path(result.path), result.sha256, START, END)
 
     def read_features() -> Any:  # what the training set task does: the lineage, then the retrieval
-        lineage_features.update(pipeline_steps.feature_lineage(settings, START, END))
+        lineage_features.update(feature_steps.read_lineage(settings, START, END))
         return pipeline_steps.training_set(settings, Path(result.path), START, END)
 
     ts = step("training-set", read_features)

@@ -94,8 +94,8 @@ def training_set(settings: Settings, snapshot: Path, start: str, end: str, as_of
     """Point-in-time features for the window's flights, with labels (only those known by ``as_of``, if given).
 
     Reads the offline store only (``get_historical_features``): its day partitions are appended
-    by the feature pipeline (:mod:`ctloop.app.feature_steps`); :func:`feature_lineage` says which
-    were read.
+    by the feature pipeline (:mod:`ctloop.app.feature_steps`); :func:`ctloop.app.feature_steps.read_lineage`
+    says which were read.
     """
     import pandas as pd
 
@@ -111,13 +111,6 @@ def training_set(settings: Settings, snapshot: Path, start: str, end: str, as_of
     retrieved = fs.historical_features(store, service, features.entity_frame(rows))
     names = fs.feature_names(store, service)
     return core.build_training_set(rows, retrieved, names, fs.service_layout(store, service))
-
-
-def feature_lineage(settings: Settings, start: str, end: str) -> dict[str, str]:
-    """The day partitions a window's training set reads and their hash; refused when one is missing."""
-    from ctloop.app.feature_steps import read_lineage
-
-    return read_lineage(settings, start, end)
 
 
 @dataclass

@@ -22,12 +22,12 @@ def training_set(
     import json
     from pathlib import Path
 
-    from ctloop.app import pipeline_steps
+    from ctloop.app import feature_steps, pipeline_steps
     from ctloop.config import Settings
 
     pipeline_steps.task_process()
     settings = Settings.from_json(settings_json)
-    lineage = pipeline_steps.feature_lineage(settings, start, end)  # refuses a window with missing partitions
+    lineage = feature_steps.read_lineage(settings, start, end)  # refuses a window with missing partitions
     ts = pipeline_steps.training_set(settings, Path(snapshot.path), start, end, as_of)
     ts.save(Path(dataset.path))
     dataset.metadata.update({"rows": len(ts.frame), "feature_service": settings.features.feature_service, **lineage})
