@@ -58,7 +58,7 @@ def test_a_run_appends_each_day_as_a_partition_and_loads_it_online(appended, set
     store = OfflineStore(fs.offline_uri(settings))
     assert [d.isoformat() for d in store.days()] == ["2013-03-01", "2013-03-02", "2013-03-03"]
     for table in partitions.PARTITIONED_TABLES:
-        folders = sorted(p.name for p in (store.root / table).iterdir())
+        folders = sorted(p.name for p in (Path(store.root) / table).iterdir())
         assert folders == ["day=2013-03-01", "day=2013-03-02", "day=2013-03-03"], table
     meta = appended.artifact_metadata("append-offline", "appended")
     assert meta["days"] == DAYS and meta["reruns"] == ""

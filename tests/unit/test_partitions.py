@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from ctloop.adapters.offline_store import OfflineStore
+from ctloop.adapters.offline_store import MANIFEST_FILE, OfflineStore
 from ctloop.core import partitions as parts
 
 D = date.fromisoformat
@@ -94,13 +95,13 @@ def test_the_store_checks_the_days_again_at_append_and_writes_nothing_when_refus
     pd.DataFrame({"tailnum": ["N1"]}).to_parquet(plane, index=False)
     first = D("2013-03-01")
     store.append([first], {first: _files(tmp_path, first, 1.0)}, {"plane": plane}, {first: {"x": 1}}, "run-1")
-    before = sorted(p.relative_to(store.root) for p in store.root.rglob("*"))
-    manifest = store.manifest_path.read_text()
+    before = sorted(p.relative_to(Path(store.root)) for p in Path(store.root).rglob("*"))
+    manifest = (Path(store.root) / MANIFEST_FILE).read_text()
     gap = D("2013-03-03")
     with pytest.raises(parts.PartitionRuleError, match="no-gap"):
         store.append([gap], {gap: _files(tmp_path, gap, 3.0)}, {"plane": plane}, {gap: {"x": 1}}, "run-2")
-    assert sorted(p.relative_to(store.root) for p in store.root.rglob("*")) == before
-    assert store.manifest_path.read_text() == manifest
+    assert sorted(p.relative_to(Path(store.root)) for p in Path(store.root).rglob("*")) == before
+    assert (Path(store.root) / MANIFEST_FILE).read_text() == manifest
 
 
 def test_a_rerun_replaces_its_day_only(tmp_path):

@@ -28,6 +28,7 @@ import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from ctloop.adapters.offline_store import OfflineStore, feast_dir, offline_uri
 from ctloop.config import Settings
 from ctloop.core import features
 from ctloop.core.clock import local_midnight
@@ -39,16 +40,6 @@ DEFINITIONS_MODULE = "ctloop_feature_repo"
 
 class FeatureStoreError(RuntimeError):
     """The feature store cannot answer (unreachable online store, unknown service, ...)."""
-
-
-def feast_dir(settings: Settings) -> Path:
-    """The store's repo path: registry and offline tables live under it locally."""
-    return settings.data_dir / "feast"
-
-
-def offline_uri(settings: Settings) -> str:
-    """Where the offline feature tables live; the sources' file names resolve against it."""
-    return settings.features.offline_uri or str(feast_dir(settings) / "data")
 
 
 def load_yaml(path: Path, values: dict[str, str] | None = None) -> dict[str, Any]:
@@ -205,9 +196,7 @@ def load_online(settings: Settings, until: datetime | None = None) -> tuple[date
     the newest feature values the feature pipeline appended (or those of ``until``: a replay's
     simulated now, after which nothing may be online yet).
     """
-    from ctloop.adapters.offline_store import OfflineStore
-
-    days = OfflineStore(offline_uri(settings)).days()
+    days = OfflineStore.of(settings).days()
     if not days:
         raise FeatureStoreError(
             f"no day partitions under {offline_uri(settings)}: run the feature pipeline first (ctloop features run)"

@@ -29,10 +29,9 @@ class DayDataError(ValueError):
 
 def offline(settings: Settings) -> Any:
     """The offline store of these settings (:class:`ctloop.adapters.offline_store.OfflineStore`)."""
-    from ctloop.adapters import featurestore as fs
     from ctloop.adapters.offline_store import OfflineStore
 
-    return OfflineStore(fs.offline_uri(settings))
+    return OfflineStore.of(settings)
 
 
 def check_days(settings: Settings, days_text: str) -> Any:
