@@ -129,9 +129,7 @@ def test_the_platform_image_joins_features_from_offline_parquet_on_s3(box_settin
     local_settings = box_settings.replace(
         paths=replace(box_settings.paths, data_dir=str(Path(box_settings.data_dir) / "local-join"))
     )
-    local_settings = local_settings.replace(
-        features=replace(local_settings.features, offline_uri=str(offline))
-    )
+    local_settings = local_settings.replace(features=replace(local_settings.features, offline_uri=str(offline)))
     done = subprocess.run(
         [sys.executable, "-c", JOIN, local_settings.to_json(), entities, json.dumps(FEATURES)],
         env={**os.environ},

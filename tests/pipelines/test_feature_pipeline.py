@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +21,7 @@ from ctloop.adapters import featurestore as fs
 from ctloop.adapters.offline_store import OfflineStore
 from ctloop.core import partitions
 from ctloop.pipelines import local
-from tests.conftest import make_settings
+from tests.conftest import ROOT, make_settings
 from tests.features import raw_truth
 
 pytestmark = pytest.mark.slow
@@ -143,3 +145,19 @@ def test_malformed_data_fails_validation_naming_column_and_rule_and_appends_noth
     assert failed.value.task == "validate-days"
     assert "arr_delay" in failed.value.detail and "in_range" in failed.value.detail
     assert store_state(settings) == before
+
+
+BAD_DAYS = [("2013-02-30", "day-format"), ("2013-03-04,2013-03-04", "no-duplicate-day")]
+
+
+@pytest.mark.parametrize(("days", "rule"), BAD_DAYS)
+def test_the_cli_refuses_bad_days_in_one_line_before_anything_runs(days, rule):
+    """`ctloop features run` with bad days: exit 1, one `error:` line naming the rule, no traceback."""
+    ctloop = Path(sys.executable).parent / "ctloop"
+    done = subprocess.run(
+        [str(ctloop), "features", "run", "--days", days], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), done.stderr
+    assert f"rule {rule!r}" in lines[0] and "Traceback" not in done.stderr

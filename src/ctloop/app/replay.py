@@ -555,6 +555,7 @@ def summary(loop: Loop, results: pd.DataFrame, first_version: str, wall_s: float
             "p99": round(float(np.percentile(timings, 99)) * 1000, 2),
         },
         "wall_s": round(wall_s, 1),
+        "features_every_days": loop.settings.replay.features_every_days,
         "stages_s": {k: round(v, 2) for k, v in loop.timings.stages.items()},
         "events": [asdict(e) for e in loop.events],
     }
