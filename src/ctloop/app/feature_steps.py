@@ -204,14 +204,19 @@ def run_in_process(
 ) -> dict[str, Any]:
     """The feature pipeline's steps called in this process, in order (tests, the benchmark's baseline).
 
-    ``online``: materialize the appended days too (needs the online store).
+    ``online``: materialize the appended days too (needs the online store); else only register
+    the definitions, as the last step does first.
     """
+    from ctloop.adapters import featurestore as fs
+
     ingested = ingest(settings, days_text, work_dir / "snapshot")
     validate(work_dir / "snapshot", ingested.sha256)
     compute(work_dir / "snapshot", ingested.days, work_dir / "tables")
     done = append(settings, work_dir / "tables", ingested.days, run)
     if online:
         materialize(settings, ingested.days)
+    else:
+        fs.apply(fs.open_store(settings), fs.definitions(settings))
     return done
 
 
