@@ -172,12 +172,12 @@ def pipeline_with_outage_at(
             server.kill()
             killed_at.append(time.monotonic())
 
+    local.features_for_window(settings, start, end, git_sha=GIT_SHA)  # the partitions training reads
     root = settings.data_dir / "kfp"
     before = {p.name for p in root.iterdir()} if root.is_dir() else set()
     began = time.monotonic()
     error = None
     try:
-        local.features_for_window(settings, start, end, git_sha=GIT_SHA)  # the partitions training reads
         local.run(settings, start, end, git_sha=GIT_SHA, callback=on_event)
     except local.PipelineStepError as exc:
         error = exc

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,9 @@ import pandas as pd
 import pytest
 
 from ctloop.adapters import featurestore as fs
+from ctloop.adapters import services
 from ctloop.adapters.offline_store import OfflineStore
+from ctloop.config import Settings
 from ctloop.core import partitions
 from ctloop.pipelines import local
 from tests.conftest import ROOT, make_settings
@@ -42,9 +45,14 @@ def store_state(settings) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory, redis_server):
-    """A data dir of this module's own (offline store, Feast registry, pipeline root)."""
-    return make_settings(tmp_path_factory.mktemp("features-data"), redis_server.port)
+def settings(tmp_path_factory) -> Iterator[Settings]:
+    """A data dir (offline store, Feast registry, pipeline root) and a Redis of this module's own.
+
+    The session's Redis holds later days (Feast's Redis store keeps the newest event per key).
+    """
+    port = services.free_port()
+    with services.redis_running(port, tmp_path_factory.mktemp("features-redis")):
+        yield make_settings(tmp_path_factory.mktemp("features-data"), port)
 
 
 @pytest.fixture(scope="module")
