@@ -80,9 +80,10 @@ def direct(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
     )
     step("validate", pipeline_steps.validate, Path(result.path), result.sha256, START, END)
 
-    def read_features() -> Any:  # what the training set task does: the lineage, then the retrieval
-        lineage_features.update(feature_steps.read_lineage(settings, START, END))
-        return pipeline_steps.training_set(settings, Path(result.path), START, END)
+    def read_features() -> Any:  # what the training set task does: the rows, the lineage, the retrieval
+        rows = pipeline_steps.training_rows(Path(result.path), START, END)
+        lineage_features.update(feature_steps.read_lineage(settings, *pipeline_steps.departure_days(rows, START, END)))
+        return pipeline_steps.features_for(settings, rows)
 
     ts = step("training-set", read_features)
     ts.save(work / "training_set")

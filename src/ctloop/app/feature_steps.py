@@ -168,7 +168,11 @@ def materialize(settings: Settings, days_text: str) -> tuple[str, str]:
 
 
 def read_lineage(settings: Settings, start: str, end: str) -> dict[str, str]:
-    """The feature data a training window reads: its partitions and their hash; refused when one is missing."""
+    """The feature data that departures of days ``start..end`` read: partitions and hash; refused if one is missing.
+
+    ``start``, ``end``: the first and last departure day of the training rows (a window that
+    begins before the data reads no partition before its first flight).
+    """
     from ctloop.core import partitions
 
     window_start, window_end = date.fromisoformat(start), date.fromisoformat(end)
@@ -228,25 +232,20 @@ def window_days(start: str, end: str) -> str:
 
 
 def days_to_append(settings: Settings, start: str, end: str) -> str:
-    """The days to append before training on ``start..end``, as a run names them ('' when none are missing).
+    """The days to append before training on ``start..end``, as a run names them ('' when none).
 
-    Those after the last appended day, up to the window's end (or the window's whole span in an
-    empty store). A missing day before the last appended one cannot be appended (rule
-    ``not-before-last``): :class:`MissingPartitionsError`.
+    The days after the last appended one up to the window's end, or the window's whole span
+    (``start - 1 .. end``) in an empty store. A day before the store's first is never appended
+    here: the training set step refuses the window if its flights need one.
     """
     from ctloop.core import partitions
 
     needed = partitions.window_partitions(date.fromisoformat(start), date.fromisoformat(end))
     present = offline(settings).days()
-    absent = partitions.missing(needed, present)
-    if not absent:
-        return ""
     if not present:
         return partitions.format_days(needed)
     last = max(present)
-    if absent[0] < last:
-        raise MissingPartitionsError([d for d in absent if d < last])
-    return partitions.format_days([last + timedelta(days=i) for i in range(1, (absent[-1] - last).days + 1)])
+    return partitions.format_days([d for d in needed if d > last])
 
 
 def days_through(settings: Settings, last_day: date) -> str:

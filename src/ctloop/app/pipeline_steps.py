@@ -90,27 +90,46 @@ def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict
     return counts
 
 
-def training_set(settings: Settings, snapshot: Path, start: str, end: str, as_of: str = "") -> core.TrainingSet:
-    """Point-in-time features for the window's flights, with labels (only those known by ``as_of``, if given).
-
-    Reads the offline store only (``get_historical_features``): its day partitions are appended
-    by the feature pipeline (:mod:`ctloop.app.feature_steps`); :func:`ctloop.app.feature_steps.read_lineage`
-    says which were read.
-    """
+def training_rows(snapshot: Path, start: str, end: str, as_of: str = "") -> pd.DataFrame:
+    """The window's flights, with labels (only those known by ``as_of``, if given)."""
     import pandas as pd
 
-    from ctloop.adapters import featurestore as fs
-    from ctloop.core import data, features
-    from ctloop.core import train as core
+    from ctloop.core import data
 
     flights, _, _ = data.read_snapshot(snapshot)
     known_by = pd.Timestamp(as_of).tz_localize("UTC") if as_of else None
-    rows = data.training_rows(flights, data.Window.parse(start, end), known_by)
+    return data.training_rows(flights, data.Window.parse(start, end), known_by)
+
+
+def departure_days(rows: pd.DataFrame, start: str, end: str) -> tuple[str, str]:
+    """The first and last New York departure day of ``rows`` (the window's, when there are none)."""
+    if rows.empty:
+        return start, end
+    days = rows["sched_dep_local"].str.slice(0, 10)
+    return str(days.min()), str(days.max())
+
+
+def features_for(settings: Settings, rows: pd.DataFrame) -> core.TrainingSet:
+    """Point-in-time features for ``rows`` from the offline store (``get_historical_features``), reading only.
+
+    The day partitions are appended by the feature pipeline (:mod:`ctloop.app.feature_steps`);
+    the training set step checks first that those the rows read are there and records which
+    (:func:`ctloop.app.feature_steps.read_lineage`).
+    """
+    from ctloop.adapters import featurestore as fs
+    from ctloop.core import features
+    from ctloop.core import train as core
+
     store = fs.open_store(settings)
     service = settings.features.feature_service
     retrieved = fs.historical_features(store, service, features.entity_frame(rows))
     names = fs.feature_names(store, service)
     return core.build_training_set(rows, retrieved, names, fs.service_layout(store, service))
+
+
+def training_set(settings: Settings, snapshot: Path, start: str, end: str, as_of: str = "") -> core.TrainingSet:
+    """Point-in-time features for the window's flights, with labels (only those known by ``as_of``, if given)."""
+    return features_for(settings, training_rows(snapshot, start, end, as_of))
 
 
 @dataclass

@@ -27,8 +27,10 @@ def training_set(
 
     pipeline_steps.task_process()
     settings = Settings.from_json(settings_json)
-    lineage = feature_steps.read_lineage(settings, start, end)  # refuses a window with missing partitions
-    ts = pipeline_steps.training_set(settings, Path(snapshot.path), start, end, as_of)
+    rows = pipeline_steps.training_rows(Path(snapshot.path), start, end, as_of)
+    # the partitions these rows read, and their hash; refused when one is missing
+    lineage = feature_steps.read_lineage(settings, *pipeline_steps.departure_days(rows, start, end))
+    ts = pipeline_steps.features_for(settings, rows)
     ts.save(Path(dataset.path))
     dataset.metadata.update({"rows": len(ts.frame), "feature_service": settings.features.feature_service, **lineage})
     stats.log_metric("rows", len(ts.frame))
