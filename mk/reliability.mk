@@ -22,3 +22,4 @@ reliability: setup ## fuzzing, 2 min of load with a promotion, rollback and faul
 	CTLOOP_RELIABILITY=1 FUZZ_REQUESTS=$(FUZZ_REQUESTS) FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) \
 		LOAD_SECONDS=$(LOAD_SECONDS) ROLLBACK_SECONDS=$(ROLLBACK_SECONDS) FEATURE_SERVER_DOWN_S=$(FEATURE_SERVER_DOWN_S) \
 		$(BIN)/pytest tests/reliability -p no:cacheprovider -q
+	$(BIN)/python scripts/docs_blocks.py

@@ -8,7 +8,7 @@
 #     KFP standalone (cluster-scoped resources + env/platform-agnostic), the Seldon Core v1
 #     operator (Helm chart seldon-core-operator);
 #  4. the dev overlay through `make deploy-overlay ENV=dev` with throw-away generated secrets, and
-#     the pipeline pods' S3 Secret in `kubeflow` ([pipeline] s3_secret of config/cluster.toml);
+#     the pipeline pods' S3 Secret in `kubeflow` ([pipeline] s3_secret of config/dev.toml);
 #  5. the pipeline uploaded as version SHA (`make pipeline-upload`), one run on a small window,
 #     waited for until it SUCCEEDED (it trains, gates, registers and deploys the champion);
 #  6. the SeldonDeployment Available with a real model version, and one request through Seldon's
@@ -37,7 +37,7 @@ E2E_START=${E2E_START:-2013-01-01}
 E2E_END=${E2E_END:-2013-03-31}
 E2E_RUN_TIMEOUT_S=${E2E_RUN_TIMEOUT_S:-3600}
 E2E_DIR=${E2E_DIR:-data/e2e}
-CONFIG=config/cluster.toml
+CONFIG=config/dev.toml
 SDEP=seldondeployments.machinelearning.seldon.io/flight-delay
 KFP_PORT=18080
 SELDON_PORT=18000
@@ -133,8 +133,8 @@ s3_secret=$("$BIN/python" -c 'import sys, tomllib; print(tomllib.load(open(sys.a
 step "pipeline version $SHA: upload and run $E2E_START..$E2E_END"
 port_forward kubeflow ml-pipeline-ui "$KFP_PORT" 80
 export KFP_HOST="http://127.0.0.1:$KFP_PORT"
-"$MAKE" pipeline-upload SHA="$SHA"
-started=$(COLUMNS=250 "$BIN/ctloop" pipeline run --host "$KFP_HOST" --version "$SHA" \
+"$MAKE" pipeline-upload ENV=dev SHA="$SHA"
+started=$("$BIN/ctloop" pipeline submit --host "$KFP_HOST" --pipeline-version "$SHA" \
   --start "$E2E_START" --end "$E2E_END" --config "$CONFIG")
 echo "$started"
 run_id=$(sed -n 's/^started run \([^ ]*\) .*/\1/p' <<<"$started")

@@ -3,11 +3,13 @@
 MLflow and the SeldonDeployment are reachable only from inside the environment's namespace
 (ClusterIP services, default-deny NetworkPolicies), so promotion runs there, as the pipeline's
 own register/deploy step would: the Job is derived from the live ``monitor`` CronJob of that
-namespace (same platform image and tag, settings file, S3 credentials Secret with its
-kustomize hash suffix, security context and resources), with three changes:
+namespace (same platform image and tag, settings -- the overlay's ConfigMap ``ctloop-settings``
+mounted where ``CTLOOP_CONFIG`` points --, S3 credentials Secret with its kustomize hash suffix,
+security context and resources), with three changes:
 
-- the command: ``ctloop promote VERSION`` then ``ctloop deploy`` with the CronJob's ``--config``
-  (``ctloop promote`` moves the alias; ``ctloop deploy`` applies it to the SeldonDeployment);
+- the command: ``ctloop promote VERSION`` then ``ctloop deploy``, both reading the settings
+  through ``CTLOOP_CONFIG`` (``ctloop promote`` moves the alias; ``ctloop deploy`` applies it to
+  the SeldonDeployment);
 - the identity of a pipeline task: service account ``ctloop-pipeline`` (bound to the
   ``seldon-deployer`` Role) with its token mounted, and the label
   ``pipelines.kubeflow.org/v2_component: "true"`` that the ``pipeline`` and ``mlflow``
@@ -38,25 +40,22 @@ class JobError(ValueError):
     """The CronJob cannot serve as the template (the message says what is missing)."""
 
 
-def _config_of(command: list[str]) -> str:
-    """The ``--config`` value of the monitor's command."""
-    for i, arg in enumerate(command):
-        if arg == "--config" and i + 1 < len(command):
-            return command[i + 1]
-        if arg.startswith("--config="):
-            return arg.split("=", 1)[1]
-    raise JobError(f"the monitor's command {command} names no --config settings file")
+def _check_settings(container: dict[str, Any]) -> None:
+    """The monitor reads its settings through ``CTLOOP_CONFIG``, a path where a volume is mounted."""
+    env = {e.get("name"): e.get("value") for e in container.get("env") or []}
+    path = env.get("CTLOOP_CONFIG")
+    if not path:
+        raise JobError("the monitor's container sets no CTLOOP_CONFIG (the environment's settings file)")
+    if not any(m.get("mountPath") == path for m in container.get("volumeMounts") or []):
+        raise JobError(f"the monitor's CTLOOP_CONFIG {path} is not a mounted file (the overlay's ctloop-settings)")
 
 
-def promote_job(cronjob: dict[str, Any], name: str, version: str, environment: str = "") -> dict[str, Any]:
+def promote_job(cronjob: dict[str, Any], name: str, version: str) -> dict[str, Any]:
     """The Job (a dict) promoting ``version``, built from the live monitor ``cronjob``.
 
-    ``environment`` (the overlay's name), when not ``dev``, must not be served by the dev
-    overlay's settings file (``config/cluster.toml`` names the ctloop-dev services).
-
     Raises:
-        JobError: ``version`` is not a number, the CronJob lacks the container or settings, or
-            its settings are the dev overlay's while promoting elsewhere.
+        JobError: ``version`` is not a number, or the CronJob lacks the container or its
+            mounted settings file.
     """
     if not re.fullmatch(r"[0-9]+", version):
         raise JobError(f"version must be a registry version number, got {version!r}")
@@ -65,21 +64,16 @@ def promote_job(cronjob: dict[str, Any], name: str, version: str, environment: s
         raise JobError("the CronJob has no job template with a container")
     pod = template["spec"]
     container = pod["containers"][0]
-    config = _config_of(list(container.get("command") or []) + list(container.get("args") or []))
-    if environment not in {"", "dev"} and config.endswith("/cluster.toml"):
-        raise JobError(
-            f"the {environment} monitor reads {config}, the dev overlay's settings (ctloop-dev services): "
-            f"give the {environment} overlay its own settings file (e.g. /app/config/{environment}.toml)"
-        )
+    _check_settings(container)  # the Job keeps the container's env and mounts: the same settings
     container["name"] = "promote"
     container["command"] = [
         "/bin/sh",
         "-c",
-        'ctloop promote "$MODEL_VERSION" --config "$CTLOOP_CONFIG" && ctloop deploy --config "$CTLOOP_CONFIG"',
+        'ctloop promote "$MODEL_VERSION" && ctloop deploy',
     ]
     container.pop("args", None)
-    env = [e for e in container.get("env") or [] if e.get("name") not in {"MODEL_VERSION", "CTLOOP_CONFIG"}]
-    container["env"] = [*env, {"name": "MODEL_VERSION", "value": version}, {"name": "CTLOOP_CONFIG", "value": config}]
+    env = [e for e in container.get("env") or [] if e.get("name") != "MODEL_VERSION"]
+    container["env"] = [*env, {"name": "MODEL_VERSION", "value": version}]
     labels = {NAME_LABEL: "ctloop-promote", "app.kubernetes.io/component": "promotion", PIPELINE_LABEL: "true"}
     template.setdefault("metadata", {})["labels"] = {
         **{
@@ -112,10 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True, help="the Job's name")
     parser.add_argument("--version", required=True, help="the registry version to promote")
-    parser.add_argument("--environment", default="", help="the overlay's name (dev, staging, prod)")
     args = parser.parse_args(argv)
     try:
-        job = promote_job(json.load(sys.stdin), args.name, args.version, args.environment)
+        job = promote_job(json.load(sys.stdin), args.name, args.version)
         print(json.dumps(job, indent=2))
     except (JobError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

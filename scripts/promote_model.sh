@@ -21,7 +21,7 @@ namespace=$(overlay_namespace "$env_name")
 job="ctloop-promote-v${version}-$(date +%s)"
 
 cronjob=$("$KUBECTL" -n "$namespace" get cronjob monitor -o json)
-"$PYTHON" scripts/promote_job.py --name "$job" --version "$version" --environment "$env_name" <<<"$cronjob" |
+"$PYTHON" scripts/promote_job.py --name "$job" --version "$version" <<<"$cronjob" |
   "$KUBECTL" -n "$namespace" apply -f -
 
 deadline=$((SECONDS + TIMEOUT_S))

@@ -88,6 +88,18 @@ prediction_reference = Gauge(
     ["model_version", "bucket"],
     multiprocess_mode="livemax",
 )
+feature_normal = Gauge(
+    "ctloop_feature_normal_psi",
+    "Each feature's normal PSI over a monitoring window within the training data (drift is judged above it)",
+    ["model_version", "feature"],
+    multiprocess_mode="livemax",
+)
+prediction_normal = Gauge(
+    "ctloop_prediction_normal_psi",
+    "The prediction's normal PSI over a monitoring window within the training data",
+    ["model_version"],
+    multiprocess_mode="livemax",
+)
 
 
 class ModelSeries:
@@ -121,6 +133,11 @@ class ModelSeries:
                 feature_reference.labels(version, name, bucket).set(share)
         for bucket, share in model.reference.get("prediction", {}).get("fractions", {}).items():
             prediction_reference.labels(version, bucket).set(share)
+        normal = model.reference.get(buckets.NORMAL) or {}
+        for name, value in (normal.get("features") or {}).items():
+            feature_normal.labels(version, name).set(value)
+        if "prediction" in normal:
+            prediction_normal.labels(version).set(normal["prediction"])
 
     def observe(self, matrix: np.ndarray, probabilities: np.ndarray) -> None:
         """Count a scored batch: rows, prediction buckets, feature buckets."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 START, END = "2013-02-01", "2013-03-15"
 EVAL_DAYS = 14
 HISTORY_DAYS = 28
+
+
+def promtool() -> str:
+    """`promtool`: `make setup` puts it in the venv's bin (out of Debian's prometheus, with no server)."""
+    beside = Path(sys.executable).parent / "promtool"
+    found = str(beside) if beside.is_file() else shutil.which("promtool")
+    assert found, "promtool missing: run `make setup`"
+    return found
 
 
 def make_settings(data_dir: Path, redis_port: int) -> Settings:

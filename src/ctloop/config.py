@@ -12,7 +12,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 TRAINING_PIPELINE = "flight-delay-training"
 """The training pipeline's name (``src/ctloop/pipelines/training.py``): on the KFP server and in lineage."""
@@ -44,6 +44,8 @@ class Services:
 
     redis_port: int = 6379
     mlflow_ui_port: int = 5000
+    report_port: int = 8765
+    """``ctloop report`` serves the last replay's report here."""
     redis_address: str = ""
     """``host:port`` of the online store when it is not ours on loopback (a cluster's Redis Service)."""
 
@@ -65,9 +67,10 @@ class MonitorSettings:
 
     ``prometheus_url`` set (a cluster): counters come from Prometheus's HTTP API as
     ``increase(...[window])``; empty: from the serving ``/metrics`` page, the window being the
-    difference from the reading taken ``window`` earlier. Thresholds: PSI per feature and on the
-    prediction, AUC and Brier floors on delayed labels, the champion's data age; ``cooldown_s`` on
-    the monitor's clock.
+    difference from the reading taken ``window`` earlier. Thresholds: PSI above each feature's
+    normal and the prediction's, AUC and Brier floors on delayed labels, the champion's data age;
+    ``cooldown_s`` on the monitor's clock. The Prometheus rules are generated from the same values
+    (``ctloop.app.alert_rules``, ``make rules``), so an alert and the monitor judge alike.
 
     The defaults are the policy the year replay measured (``make run``); every environment runs
     it unless its settings file says otherwise.
@@ -78,25 +81,21 @@ class MonitorSettings:
     """Drift and performance over this much traffic (a Prometheus duration)."""
     kfp_host: str = ""
     """The KFP API a cluster's monitor starts retrains on (its newest pipeline version)."""
-    max_feature_psi: float = 0.25
-    """A feature has drifted above this PSI against the champion's training data ..."""
-    min_drifted_features: int = 2
-    """... and the drift trigger needs this many drifted features."""
-    drift_ignore: tuple[str, ...] = (
-        "sched_month",
-        *("temp", "dewp", "humid", "pressure", "wind_speed", "wind_gust", "visib", "precip"),
-        *("carrier_flights_7d", "carrier_delay_rate_7d", "carrier_flights_28d", "carrier_delay_rate_28d"),
-        *("route_flights_28d", "route_delay_rate_28d"),
-    )
-    """Features whose PSI is reported but fires no drift trigger: they move every week by nature.
+    max_feature_psi_above_normal: float = 0.25
+    """A feature has drifted when its PSI over the window exceeds its normal by more than this.
 
-    The month is new every month; a week of weather or of trailing-window rates covers a narrow
-    band of a 90-day reference (one unchanged week of February, replayed through serving: PSI
-    2.1 on temperature, 3.0 on carrier counts). Their effect on the model shows in prediction
-    drift and delayed-label performance, which trigger on their own; the drift trigger watches
-    what is asked (distance, hour, weekday, planes): the traffic mix.
+    The normal is the PSI a window of the same length had within the model's own fit data
+    (``ctloop.core.drift_normal``, stored with the model): near zero for what is stable (distance,
+    hour, planes), large for what moves every week by nature (weather, trailing delay rates, the
+    month). Judged above it, every feature can trigger: a week of weather fires when it moves more
+    than the weeks of the training window did among themselves.
     """
-    max_prediction_psi: float = 0.2
+    min_drifted_features: int = 1
+    """The drift trigger needs this many drifted features."""
+    drift_ignore: tuple[str, ...] = ()
+    """Features whose PSI is reported but fires no drift trigger (and no alert)."""
+    max_prediction_psi_above_normal: float = 0.2
+    """The prediction has drifted when its PSI exceeds its normal by more than this."""
     min_rows: int = 1000
     """Fewer flights scored in the window: drift is not judged."""
     min_auc: float = 0.62
@@ -117,6 +116,11 @@ class MonitorSettings:
         """Refuse a window Prometheus would not parse; TOML's list becomes a tuple."""
         duration_s(self.window)
         object.__setattr__(self, "drift_ignore", tuple(self.drift_ignore))
+
+    @property
+    def window_s(self) -> float:
+        """The window in seconds (what a model's normal drift is measured over at training)."""
+        return duration_s(self.window)
 
 
 @dataclass(frozen=True)
@@ -275,46 +279,27 @@ class PipelineSettings:
         return dict.fromkeys(names, self.s3_endpoint_url)
 
 
-class JsonSection:
-    """A settings section that travels as a JSON pipeline parameter."""
-
-    section: ClassVar[str]
-
-    def to_json(self) -> str:
-        """Serialize for a pipeline parameter."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_json(cls, text: str) -> Self:
-        """Parse a pipeline parameter written by :meth:`to_json`."""
-        return _build(cls, json.loads(text), cls.section)
-
-
 @dataclass(frozen=True)
-class TrainParams(JsonSection):
+class TrainParams:
     """Model hyper-parameters and the evaluation split (the last ``eval_days`` of the window)."""
-
-    section: ClassVar[str] = "train"
 
     seed: int = 13
     eval_days: int = 31
-    max_iter: int = 200
+    max_iter: int = 100
     learning_rate: float = 0.1
     max_leaf_nodes: int = 15
     l2_regularization: float = 1.0
-    min_samples_leaf: int = 40
+    min_samples_leaf: int = 200
 
 
 @dataclass(frozen=True)
-class GateSettings(JsonSection):
+class GateSettings:
     """Promotion gate: absolute floors, tolerance against the champion, slice rules.
 
     Log-loss and Brier floors are skill scores, ``1 - score / no-skill score`` where no skill
     predicts the evaluation window's base rate: a fixed ceiling would punish a stormy month
     (Dec 2013: 32 % late) for its base rate rather than the model for its errors.
     """
-
-    section: ClassVar[str] = "gate"
 
     min_auc: float = 0.65
     min_log_loss_skill: float = 0.02

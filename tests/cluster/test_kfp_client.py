@@ -137,7 +137,7 @@ def test_cli_upload_compiles_for_the_sha_and_is_idempotent(kfp_server):
     from ctloop.cli import app
 
     runner = CliRunner()
-    args = ["pipeline", "upload", "--host", kfp_server.url, "--version", SHA]
+    args = ["pipeline", "upload", "--host", kfp_server.url, "--pipeline-version", SHA]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "uploaded" in first.output and "already" not in first.output

@@ -97,7 +97,8 @@ def test_training_train_evaluate_gate_chain(materialized, snapshot, tmp_path):
     assert metrics.metadata["candidate_auc"] > metrics.metadata["baseline_auc"]
     assert metrics.metadata["onnx_max_abs_diff"] < 1e-5
     assert roc.metadata["confidenceMetrics"] and "confusionMatrix" in roc.metadata
-    assert "carrier=" in (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert all(f"<h3>{kind}</h3>" in page for kind in ("carrier", "origin", "time of day"))  # a table per slice kind
     decision = _artifact(Metrics, tmp_path, "decision")
     relaxed = materialized.replace(gate=replace(materialized.gate, min_auc=0.5)).to_json()
     assert gate.python_func(evaluation=evaluation, settings_json=relaxed, decision=decision) == "blessed"

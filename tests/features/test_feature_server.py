@@ -13,6 +13,7 @@ import pytest
 
 from ctloop.adapters import featurestore as fs
 from ctloop.adapters import services
+from tests.online_store import online_features
 
 pytestmark = pytest.mark.slow
 FEAST = str(Path(sys.executable).parent / "feast")
@@ -61,7 +62,7 @@ def test_feature_server_serves_flight_delay_v1(materialized, store):
         server.wait(timeout=10)
     served = {n: r["values"][0] for n, r in zip(answer["metadata"]["feature_names"], answer["results"], strict=True)}
     assert served["sched_hour"] == 8.5 and served["distance_mi"] == 187.0  # the on-demand view ran in the server
-    local = fs.online_features(store, materialized.features.feature_service, [row]).iloc[0]
+    local = online_features(store, materialized.features.feature_service, [row]).iloc[0]
     for name in fs.feature_names(store, materialized.features.feature_service):
         want = local[name]
         assert (served[name] is None and pd.isna(want)) or served[name] == pytest.approx(want), name

@@ -12,8 +12,10 @@ from feast import RepoConfig
 
 from ctloop.adapters import featurestore as fs
 from ctloop.adapters.offline_store import OfflineStore
-from ctloop.app import feature_steps, pipeline_steps
+from ctloop.app import feature_steps
+from ctloop.core.clock import local_midnight
 from tests.conftest import END, ROOT
+from tests.online_store import online_features
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.slow
 def test_online_equals_offline_after_materialize(store, materialized):
     """After materializing to the window's end, online features equal historical ones at that instant."""
     service = materialized.features.feature_service
-    at = pd.Timestamp(pipeline_steps.local_day_start_utc(pd.Timestamp(END).date() + timedelta(days=1)))
+    at = local_midnight(pd.Timestamp(END).date() + timedelta(days=1))
     rows = [
         {
             "origin": "JFK",
@@ -52,7 +54,7 @@ def test_online_equals_offline_after_materialize(store, materialized):
         flight_id=[f"f{i}" for i in range(len(rows))], event_timestamp=at.as_unit("us")
     )
     offline = fs.historical_features(store, service, entity_df)
-    online = fs.online_features(store, service, rows)
+    online = online_features(store, service, rows)
     names = fs.feature_names(store, service)
     assert len(names) == 21
     for i in range(len(rows)):
@@ -74,7 +76,7 @@ def test_online_store_holds_nothing_after_the_materialized_end(store, materializ
     after = (pd.Timestamp(END).date() + timedelta(days=1)).isoformat()
     if date.fromisoformat(after) not in OfflineStore(fs.offline_uri(materialized)).days():
         feature_steps.run_in_process(materialized, after, tmp_path, online=False)
-    online = fs.online_features(
+    online = online_features(
         store,
         materialized.features.feature_service,
         [
@@ -89,7 +91,7 @@ def test_online_store_holds_nothing_after_the_materialized_end(store, materializ
         ],
     )
     weather = OfflineStore(fs.offline_uri(materialized)).read("origin_weather")
-    end = pd.Timestamp(pipeline_steps.local_day_start_utc(pd.Timestamp(END).date() + timedelta(days=1)))
+    end = local_midnight(pd.Timestamp(END).date() + timedelta(days=1))
     last = weather[(weather["origin"] == "JFK") & (weather["event_timestamp"] <= end)].iloc[-1]
     later = weather[(weather["origin"] == "JFK") & (weather["event_timestamp"] > end)]
     assert len(later) > 0, "the offline store holds weather after the end, so this test can tell"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ HADOLINT = Path(sys.executable).parent / "hadolint"
 OVERLAYS = sorted(p.name for p in (ROOT / "manifests" / "overlays").iterdir() if p.is_dir())
 
 
-def validate(manifests: Path, *overlays: str) -> subprocess.CompletedProcess[str]:
+def validate(manifests: Path, *overlays: str, config: Path = ROOT / "config") -> subprocess.CompletedProcess[str]:
     args = [sys.executable, str(ROOT / "manifests" / "validate.py"), "--manifests", str(manifests)]
+    args += ["--config", str(config)]
     args += ["--kubectl", str(KUBECTL), "--checkov", str(CHECKOV), *overlays]
     return subprocess.run(args, capture_output=True, text=True, check=False)
 
@@ -152,3 +154,91 @@ def test_images_pass_hadolint_and_a_broken_dockerfile_does_not(tmp_path):
         [str(HADOLINT), "--failure-threshold", "warning", str(broken)], capture_output=True, text=True, check=False
     )
     assert bad.returncode == 1 and "DL3013" in bad.stdout
+
+
+def _settings_readers(docs: list[dict]) -> list[tuple[dict, dict]]:
+    """(pod spec, container) of every container whose command is ``ctloop ...``."""
+    readers = []
+    for doc in docs:
+        if doc["kind"] not in {"CronJob", "Deployment", "StatefulSet", "Job"}:
+            continue
+        spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+        pod = spec["template"]["spec"]
+        readers += [(pod, c) for c in pod["containers"] if c.get("command", [""])[0] == "ctloop"]
+    return readers
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_overlay_mounts_its_own_settings_where_ctloop_config_points(tmp_path, overlay):
+    """Every pod running ctloop reads CTLOOP_CONFIG, the file mounted from a ConfigMap holding config/<overlay>.toml."""
+    docs = render(overlay, tmp_path)
+    maps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    readers = _settings_readers(docs)
+    assert sorted(c["name"] for _, c in readers) == ["materialize", "monitor"]
+    source = (ROOT / "config" / f"{overlay}.toml").read_text()
+    for pod, container in readers:
+        assert not any(arg.startswith("--config") for arg in container["command"] + container.get("args", []))
+        path = {e["name"]: e.get("value") for e in container["env"]}["CTLOOP_CONFIG"]
+        mount = next(m for m in container["volumeMounts"] if m["mountPath"] == path)
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        settings_map = maps[volume["configMap"]["name"]]
+        assert settings_map["metadata"]["name"].startswith("ctloop-settings-")  # the generator's content hash
+        assert settings_map["data"][mount["subPath"]] == source
+        assert tomllib.loads(source)["deploy"]["namespace"] == settings_map["metadata"]["namespace"]
+        assert Path(path).parent.name == "config"  # the settings' root is the folder above: the image's /app
+
+
+def _break_settings(copy: Path, how: str) -> None:
+    """Break the dev overlay's settings channel in one way."""
+    overlay = copy / "overlays" / "dev"
+    if how == "stale copy":
+        settings = overlay / "settings.toml"
+        settings.write_text(settings.read_text().replace("ctloop-dev.svc", "ctloop-old.svc"))
+    elif how == "no generator":
+        kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+        del kustomization["configMapGenerator"]
+        (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    else:
+
+        def edit(doc: dict) -> None:
+            container = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+            if how == "command line":
+                container["env"] = [e for e in container["env"] if e["name"] != "CTLOOP_CONFIG"]
+                container["command"] += ["--config", "/app/config/dev.toml"]
+            else:  # "unmounted path"
+                next(e for e in container["env"] if e["name"] == "CTLOOP_CONFIG")["value"] = "/app/config/dev.toml"
+
+        _edit(copy / "base" / "monitor" / "monitor-cronjob.yaml", edit)
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("stale copy", "ConfigMap/ctloop-settings-"),
+        ("no generator", "no ConfigMap ctloop-settings"),
+        ("command line", "CronJob/monitor container monitor: no CTLOOP_CONFIG"),
+        ("unmounted path", "CTLOOP_CONFIG /app/config/dev.toml is not the settings.toml"),
+    ],
+)
+def test_a_broken_settings_channel_fails(tmp_path, how, message):
+    """A stale overlay copy, no ConfigMap, --config instead of CTLOOP_CONFIG, or an unmounted path fails validation."""
+    out = validate(_broken(tmp_path, lambda copy: _break_settings(copy, how)), "dev")
+    assert out.returncode == 1 and message in out.stdout, out.stdout
+    if how == "stale copy":
+        assert "differs from dev.toml (run `make overlay-settings`)" in out.stdout
+    if how == "command line":
+        assert "names a settings file on its command line" in out.stdout
+
+
+def test_an_overlay_running_another_environments_settings_fails(tmp_path):
+    """The prod overlay carrying dev's settings (ctloop-dev services), even as config/prod.toml, fails."""
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "prod.toml").write_text((ROOT / "config" / "dev.toml").read_text())
+
+    def swap(copy: Path) -> None:
+        shutil.copyfile(config / "prod.toml", copy / "overlays" / "prod" / "settings.toml")
+
+    out = validate(_broken(tmp_path, swap), "prod", config=config)
+    assert out.returncode == 1, out.stdout
+    assert "[deploy] namespace is 'ctloop-dev', the overlay's is 'ctloop-prod'" in out.stdout

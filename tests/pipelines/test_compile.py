@@ -118,12 +118,10 @@ def test_compile_defaults_to_the_git_sha(tmp_path):
 
 @pytest.mark.parametrize("kind", sorted(PIPELINES))
 def test_cluster_compile_gives_tasks_the_object_store_and_its_secret(tmp_path, kind):
-    """With config/cluster.toml every task gets the MinIO endpoint and the credentials Secret as env."""
+    """With config/dev.toml every task gets the MinIO endpoint and the credentials Secret as env."""
     out = tmp_path / "pipeline.yaml"
     args = [CTLOOP, "pipeline", "compile", "--output", str(out), "--image-tag", "abc123", "--pipeline", kind]
-    done = subprocess.run(
-        [*args, "--config", "config/cluster.toml"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([*args, "--config", "config/dev.toml"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     documents = list(yaml.safe_load_all(out.read_text()))
     pipeline, platform = documents[0], documents[1]

@@ -26,6 +26,7 @@ from ctloop.core import partitions
 from ctloop.pipelines import local
 from tests.conftest import ROOT, make_settings
 from tests.features import raw_truth
+from tests.online_store import online_features
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,7 @@ def test_a_run_appends_each_day_as_a_partition_and_loads_it_online(appended, set
     assert set(rates["event_timestamp"].astype(str)) == {"2013-03-04 05:00:00+00:00"}
     ua = rates.loc[rates["carrier"] == "UA"].iloc[0]
     row = {"origin": "EWR", "carrier": "UA", "route": "EWR-ORD", "tailnum": "N14228"}
-    online = fs.online_features(
+    online = online_features(
         fs.open_store(settings),
         settings.features.feature_service,
         [{**row, "sched_dep_local": "2013-03-04T08:00:00", "distance": 719.0}],

@@ -31,6 +31,8 @@ class Replayed:
     results: pd.DataFrame
     data_dir: Path
     report_dir: Path
+    config: Path
+    """The settings file the replay ran with (free loopback ports, folders of this test's own)."""
 
 
 def toml_text(doc: dict[str, dict[str, Any]]) -> str:
@@ -73,6 +75,7 @@ def replayed(tmp_path_factory) -> Replayed:
         pd.read_parquet(folder / "replay" / "results" / RESULTS_FILE),
         folder / "replay",
         report,
+        config,
     )
 
 
@@ -128,3 +131,62 @@ def test_the_report_has_its_plots_and_tables(replayed):
     quarter = replayed.summary["quarters"][0]
     assert quarter["quarter"] == "Q2" and 0.5 < quarter["ct_auc"] < 1 and 0.5 < quarter["static_auc"] < 1
     assert "Triggers, retrains, gate decisions, promotions" in page
+
+
+def cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``ctloop ARGS``, its output piped (as a script reads it)."""
+    ctloop = Path(sys.executable).parent / "ctloop"
+    return subprocess.run([str(ctloop), *args], capture_output=True, text=True, check=False, timeout=120, **kwargs)
+
+
+def test_after_the_replay_every_next_step_works(replayed):
+    """After the replay: `models --replay` lists its champion, `serve --replay` serves it, `report` serves its page."""
+    import signal
+
+    from ctloop.contract.flight_request import EXAMPLE
+    from tests.serving.conftest import call, flights_payload
+
+    listing = json.loads(cli("models", "--replay", "--json", "--config", str(replayed.config)).stdout)
+    (champion,) = [v for v in listing["versions"] if "champion" in v["aliases"]]
+    assert champion["version"] == str(replayed.summary["versions_served"][-1])
+    table = cli("models", "--replay", "--config", str(replayed.config)).stdout
+    (row,) = [line for line in table.splitlines() if "champion" in line]  # `| grep champion` works
+    assert champion["tags"]["pipeline_run"] in row and "…" not in table
+
+    make = ["make", "-n", "-o", "setup", "serve"]  # what `make serve` runs after `make run`
+    assert "ctloop serve --replay" in subprocess.run(make, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    settings = Settings.load(replayed.config)
+    ctloop = Path(sys.executable).parent / "ctloop"
+    serve = [str(ctloop), "serve", "--replay", "--config", str(replayed.config)]
+    server = subprocess.Popen(serve, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        printed = []
+        while not printed or "Ctrl-C stops everything" not in printed[-1]:  # up: it prints the URLs, then this
+            printed.append(server.stdout.readline())
+            assert printed[-1], f"ctloop serve --replay ended: {''.join(printed)}"
+        url = f"http://127.0.0.1:{settings.serving.rest_port}/api/v1.0/predictions"
+        assert url in "".join(printed)
+        status, answer = call(url, flights_payload([EXAMPLE]))
+        assert status == 200, answer
+        assert answer["meta"]["tags"]["model_version"] == champion["version"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, out
+
+    port = services.free_port()
+    report = subprocess.Popen(
+        [str(ctloop), "report", "--port", str(port), "--config", str(replayed.config)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        services.wait_until(lambda: services.port_open(port), "ctloop report", 30)
+        status, page = call(f"http://127.0.0.1:{port}/index.html")
+        assert status == 200 and "Triggers, retrains, gate decisions, promotions" in page
+    finally:
+        report.send_signal(signal.SIGTERM)
+        out, _ = report.communicate(timeout=10)
+    assert f"report: {replayed.report_dir / 'index.html'}" in out

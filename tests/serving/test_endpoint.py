@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -15,11 +14,12 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ctloop.adapters import featurestore as fs
 from ctloop.adapters import services
 from ctloop.app import stack
 from ctloop.core import data
 from ctloop.core.features import as_float_matrix
+from tests.conftest import promtool
+from tests.online_store import online_features
 from tests.serving.conftest import call, flights_payload, promote_and_deploy
 
 pytestmark = pytest.mark.slow
@@ -63,7 +63,7 @@ def test_served_probability_equals_scikit_learn_with_online_features(live, regis
         }
         for r in rows
     ]
-    online = fs.online_features(store, registered.settings.features.feature_service, entity_rows)
+    online = online_features(store, registered.settings.features.feature_service, entity_rows)
     bundle = registered.bundles["1"]
     expected = bundle.model.predict_proba(as_float_matrix(online, bundle.feature_names))[:, 1]
     assert len(served) == len(rows)
@@ -227,9 +227,7 @@ def test_metrics_page_passes_promtool(live):
     """`promtool check metrics` accepts our page."""
     call(predictions_url(live), flights_payload([GOOD]))
     _, text = call(live.metrics_url)
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool missing: `make setup` installs Debian's prometheus"
-    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    result = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

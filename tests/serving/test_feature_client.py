@@ -8,9 +8,9 @@ import time
 import pandas as pd
 import pytest
 
-from ctloop.adapters import featurestore as fs
 from serving.errors import FeatureServerUnavailableError
 from serving.features_client import FeatureClient
+from tests.online_store import online_features
 
 pytestmark = pytest.mark.slow
 KEYS = {"origin": "JFK", "carrier": "B6", "route": "JFK-BOS", "tailnum": "N503JB"}
@@ -25,7 +25,7 @@ def test_values_match_the_online_store_by_name(live, registered, store):
     """Every view's values equal Feast's in-process online read for the same keys."""
     got = client(live, registered, 0.0).fetch([KEYS])[0]
     row = {**KEYS, "sched_dep_local": "2013-03-15T08:30:00", "distance": 187.0}
-    local = fs.online_features(store, registered.settings.features.feature_service, [row]).iloc[0]
+    local = online_features(store, registered.settings.features.feature_service, [row]).iloc[0]
     layout = registered.bundles["1"].metadata["feature_layout"]["views"]
     for view, spec in layout.items():
         for name, value in zip(spec["features"], got[view], strict=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -22,10 +23,12 @@ def scored():
     n = 3000
     p = rng.random(n)
     y = (rng.random(n) < p).astype("int8")
+    hours = rng.choice([6, 11, 15, 19, 23], n)
     frame = pd.DataFrame(
         {
             "carrier": pd.array(rng.choice(["AA", "B6", "UA"], n), dtype="string"),
             "origin": pd.array(rng.choice(["EWR", "JFK"], n), dtype="string"),
+            "sched_dep_local": pd.array([f"2013-05-01T{h:02d}:30:00" for h in hours], dtype="string"),
             "delayed": y,
         },
         index=np.arange(n) * 3 + 100,  # a non-default index: slices must use positions
@@ -69,11 +72,48 @@ def test_evaluate_produces_slices_per_value(scored):
     """Slices are named column=value, sorted, and each scores exactly that value's rows."""
     frame, p = scored
     result = ev.evaluate(frame, p)
-    assert list(result.slices) == ["carrier=AA", "carrier=B6", "carrier=UA", "origin=EWR", "origin=JFK"]
+    assert list(result.slices) == [
+        *("carrier=AA", "carrier=B6", "carrier=UA", "origin=EWR", "origin=JFK"),
+        *("time_of_day=afternoon", "time_of_day=evening", "time_of_day=midday", "time_of_day=morning"),
+        "time_of_day=night",
+    ]
     mask = (frame["carrier"] == "B6").to_numpy()
     assert result.slices["carrier=B6"] == ev.score(frame["delayed"].to_numpy()[mask], p[mask])
-    assert sum(s.rows for k, s in result.slices.items() if k.startswith("origin=")) == len(frame)
+    evening = frame["sched_dep_local"].str.slice(11, 13).eq("19").to_numpy()
+    assert result.slices["time_of_day=evening"] == ev.score(frame["delayed"].to_numpy()[evening], p[evening])
+    for kind in ("origin", "time_of_day"):
+        assert sum(s.rows for k, s in result.slices.items() if k.startswith(f"{kind}=")) == len(frame)
     assert result.overall == ev.score(frame["delayed"].to_numpy(), p)
+
+
+@pytest.mark.parametrize(
+    ("local", "part"),
+    [
+        ("2013-05-01T00:00:00", "night"),
+        ("2013-05-01T04:59:00", "night"),
+        ("2013-05-01T05:00:00", "morning"),
+        ("2013-05-01T09:59:00", "morning"),
+        ("2013-05-01T10:00:00", "midday"),
+        ("2013-05-01T14:00:00", "afternoon"),
+        ("2013-05-01T18:00:00", "evening"),
+        ("2013-05-01T21:59:00", "evening"),
+        ("2013-05-01T22:00:00", "night"),
+    ],
+)
+def test_time_of_day_by_scheduled_local_hour(local, part):
+    """The part of the day starts at its first hour and ends before the next part's."""
+    assert ev.time_of_day(pd.Series([local], dtype="string")).tolist() == [part]
+
+
+def test_slice_metrics_are_flat_names_mlflow_accepts(scored):
+    """Every slice's rows, AUC and Brier under ``slice.<column>.<value>.<metric>`` (no ``=``)."""
+    frame, p = scored
+    result = ev.evaluate(frame, p).to_dict()
+    metrics = ev.slice_metrics(result, "eval_")
+    assert metrics["eval_slice.time_of_day.evening.auc"] == result["slices"]["time_of_day=evening"]["auc"]
+    assert metrics["eval_slice.carrier.AA.rows"] == result["slices"]["carrier=AA"]["rows"]
+    assert len(metrics) == 3 * len(result["slices"])
+    assert all(re.fullmatch(r"[\w./ :-]+", name) for name in metrics)
 
 
 def test_evaluate_without_slice_columns_has_overall_only(scored):
@@ -146,10 +186,20 @@ def test_report_html_escapes_slice_names():
     }
     page = ev.report_html(document)
     assert "<script>" not in page and "<b>" not in page
-    assert "carrier=&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in page
     assert "2013-03-01..2013-03-31 &amp; &lt;b&gt;" in page
     assert "0.6100" in page  # the champion's slice AUC is shown next to the candidate's
     assert "<th>candidate</th><th>champion</th>" in page
+
+
+def test_report_html_has_a_table_per_slice_kind_and_the_day_in_order(scored):
+    """Carrier, origin and time-of-day slices each get their table; parts of the day from morning to night."""
+    frame, p = scored
+    page = ev.report_html({"candidate": ev.evaluate(frame, p).to_dict(), "champion": None})
+    assert page.index("<h3>carrier</h3>") < page.index("<h3>origin</h3>") < page.index("<h3>time of day</h3>")
+    day = page[page.index("<h3>time of day</h3>") :]
+    parts = ["morning", "midday", "afternoon", "evening", "night"]
+    assert [day.index(f"<td>{part}</td>") for part in parts] == sorted(day.index(f"<td>{part}</td>") for part in parts)
 
 
 def test_report_html_shows_dash_for_nan_and_omits_absent_models():
@@ -160,4 +210,4 @@ def test_report_html_shows_dash_for_nan_and_omits_absent_models():
     page = ev.report_html({"candidate": candidate.to_dict(), "champion": None})
     assert "—" in page
     assert "<th>champion</th>" not in page and "<th>candidate</th>" in page
-    assert "origin=JFK" in page
+    assert "<h3>origin</h3>" in page and "<td>JFK</td>" in page

@@ -81,6 +81,18 @@ def test_collapsed_slice_is_rejected_by_name():
     assert "carrier=AA" not in decision.reasons[0]
 
 
+@pytest.mark.parametrize("collapsed", ["carrier=EV", "origin=LGA", "time_of_day=evening"])
+def test_a_collapsed_carrier_origin_or_part_of_the_day_is_rejected_by_name(collapsed):
+    """Every kind of slice is judged: the one that collapses is named, the others pass."""
+    names = ["carrier=AA", "carrier=EV", "origin=JFK", "origin=LGA", "time_of_day=morning", "time_of_day=evening"]
+    slices = {name: part(0.51 if name == collapsed else 0.70) for name in names}
+    decision = decide(model(slices=slices), None, GATE)
+    assert not decision.blessed
+    assert decision.reasons == [f"slice {collapsed} collapsed: auc 0.5100 < {GATE.min_slice_auc} on 1000 rows"]
+    fine = decide(model(slices={**slices, collapsed: part(0.70)}), None, GATE)
+    assert fine.blessed and "no slice collapsed (6 slices: 2 carrier, 2 origin, 2 time_of_day)" in fine.passed
+
+
 def test_slice_with_nan_auc_and_both_classes_is_rejected():
     """A judgeable slice whose AUC is NaN counts as collapsed."""
     decision = decide(model(slices={"carrier=EV": part(math.nan)}), None, GATE)
@@ -92,7 +104,7 @@ def test_small_slice_is_ignored():
     slices = {"carrier=HA": part(0.10, rows=GATE.min_slice_rows - 1), "carrier=AA": part(0.70)}
     decision = decide(model(slices=slices), None, GATE)
     assert decision.blessed
-    assert "no slice collapsed (2 slices)" in decision.passed
+    assert "no slice collapsed (2 slices: 2 carrier)" in decision.passed
 
 
 def test_slice_at_exactly_min_rows_is_judged():

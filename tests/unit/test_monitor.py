@@ -12,6 +12,8 @@ from sklearn.metrics import roc_auc_score
 
 from ctloop.contract import buckets
 from ctloop.core.monitor import Counts, Drift, Performance, Policy, Sample, State, decide, performance, psi, window_for
+from tests.conftest import END, EVAL_DAYS
+from tests.drift_scenarios import SCENARIOS, reference_of
 
 NOW = datetime(2013, 7, 1)
 
@@ -137,12 +139,53 @@ def test_thresholds(drift_, perf, data_end, triggers):
     assert got.triggers == triggers and got.retrain == bool(triggers), got.reasons
 
 
-def test_weekly_movers_are_reported_but_trigger_no_drift():
-    """Month, weather and trailing rates move every week: their PSI is in the numbers, the trigger ignores them."""
-    weekly = Drift(5000, {"sched_month": 9.0, "temp": 2.1, "carrier_flights_28d": 3.0, "distance_mi": 0.01}, 0.05)
-    got = decide(NOW, "3", None, weekly, None, Policy(), State())
-    assert got.triggers == [] and got.numbers["worst_feature_psi"]["carrier_flights_28d"] == 3.0
-    assert decide(NOW, "3", None, weekly, None, Policy(drift_ignore=()), State()).triggers == ["drift"]
+def test_drift_is_judged_above_each_features_normal():
+    """Temperature 0.1 above its weekly normal fires nothing, 0.5 above fires; distance (normal 0) on raw PSI."""
+    normal = {"temp": 2.0, "distance_mi": 0.0}
+    usual = Drift(5000, {"temp": 2.1, "distance_mi": 0.01}, 0.05, normal)
+    assert decide(NOW, "3", None, usual, None, Policy(), State()).triggers == []
+    hot = decide(NOW, "3", None, Drift(5000, {"temp": 2.5, "distance_mi": 0.01}, 0.05, normal), None, Policy(), State())
+    assert hot.triggers == ["drift"] and "temp (PSI 2.50, normal 2.00)" in hot.reasons[0]
+    assert hot.numbers["worst_feature_psi"]["temp"] == 2.5 and hot.numbers["worst_feature_normal_psi"]["temp"] == 2.0
+    far = decide(NOW, "3", None, Drift(5000, {"temp": 2.1, "distance_mi": 0.3}, 0.05, normal), None, Policy(), State())
+    assert far.triggers == ["drift"] and "distance_mi" in far.reasons[0] and "temp" not in far.reasons[0]
+
+
+def test_prediction_drift_is_judged_above_its_normal():
+    """Prediction PSI 0.5 with a normal of 0.4 is usual; with no normal it fires."""
+    assert decide(NOW, "3", None, Drift(5000, {}, 0.5, {}, 0.4), None, Policy(), State()).triggers == []
+    assert decide(NOW, "3", None, Drift(5000, {}, 0.5), None, Policy(), State()).triggers == ["prediction_drift"]
+
+
+def test_ignored_features_are_reported_but_fire_nothing():
+    """A feature in ``drift_ignore`` keeps its numbers and fires no trigger."""
+    weekly = Drift(5000, {"temp": 3.0, "distance_mi": 0.01}, 0.05)
+    got = decide(NOW, "3", None, weekly, None, Policy(drift_ignore=("temp",)), State())
+    assert got.triggers == [] and got.numbers["worst_feature_psi"]["temp"] == 3.0
+    assert decide(NOW, "3", None, weekly, None, Policy(), State()).triggers == ["drift"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_a_replayed_week_fires_only_on_the_features_shifted(training_set, scenario):
+    """Real flights: a week of the fit days unchanged fires nothing; each injected shift fires naming its features.
+
+    Weather 25 °F warmer (temp, dewp), distances and departure hours (distance_mi, sched_hour), one
+    carrier's traffic four times over (carrier_flights_28d), a feature missing on every row (pressure).
+    """
+    from ctloop.core.monitor import drift
+
+    reference = reference_of(training_set, END, EVAL_DAYS)
+    week = scenario.change(reference.week())
+    window = drift(reference.counts(week), reference.profile)
+    got = decide(NOW, "1", None, window, None, Policy(), State())
+    above = window.above_normal()
+    drifted = {f for f, v in above.items() if v > Policy().max_feature_psi_above_normal}
+    assert drifted == scenario.fires, {f: round(v, 2) for f, v in above.items() if v > 0}
+    if scenario.fires:
+        assert got.triggers == ["drift"] and got.retrain
+        assert all(name in got.reasons[0] for name in scenario.fires), got.reasons
+    else:
+        assert got.triggers == [] and not got.retrain, got.reasons
 
 
 def test_cooldown_holds_back_a_second_run():

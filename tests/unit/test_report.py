@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from ctloop.app.report import quarter_table, weekly_drift, weekly_metrics
+from ctloop.app.report import (
+    _table,
+    _week_label,
+    drift_row_labels,
+    fired_cells,
+    plot_drift,
+    quarter_table,
+    weekly_drift,
+    weekly_metrics,
+)
+from ctloop.config import MonitorSettings
+from ctloop.contract import buckets
 from ctloop.core.monitor import Counts
 
 
@@ -75,3 +87,51 @@ def test_weekly_drift_is_the_window_between_readings_against_the_serving_version
     assert drifts["version"].tolist() == ["1", "2"]
     assert drifts["distance_mi"].iat[0] == 0.0  # the same shares as the reference
     assert drifts["distance_mi"].iat[1] > 1.0  # v2's window is almost all in one bucket
+
+
+def test_weekly_drift_is_judged_above_each_features_normal():
+    """With a normal in the reference, each week's value is PSI minus the normal; the raw PSI on request."""
+    normal = {"window_s": 604800.0, "features": {"temp": 1.5}, "prediction": 0.1}
+    reference = {
+        "features": {"temp": {"0": 0.5, "1": 0.5}},
+        "prediction": {"fractions": {"0": 0.5, "1": 0.5}},
+        buckets.NORMAL: normal,
+    }
+
+    def reading(d0: float, d1: float) -> Counts:
+        counts = Counts("1")
+        counts.features["temp"] = {"0": d0, "1": d1}
+        counts.predictions = {"0": d0, "1": d1}
+        return counts
+
+    weekly = [
+        {"at": "2013-04-01T04:00:00+00:00", "counts": {"1": reading(0, 0)}},
+        {"at": "2013-04-08T04:00:00+00:00", "counts": {"1": reading(900, 100)}},
+    ]
+    raw = weekly_drift(weekly, {"1": reference}, above_normal=False)
+    above = weekly_drift(weekly, {"1": reference})
+    assert raw["temp"].iat[0] > 0.5
+    assert above["temp"].iat[0] == pytest.approx(raw["temp"].iat[0] - 1.5)
+    assert above["prediction"].iat[0] == pytest.approx(raw["prediction"].iat[0] - 0.1)
+
+
+def test_the_heat_map_marks_what_the_policy_acts_on_and_each_cell_that_fired(tmp_path):
+    """``●`` on watched rows, none on ignored ones; a cell fires above its own threshold (the prediction its own)."""
+    policy = MonitorSettings(drift_ignore=("sched_month",))
+    rows = ["temp", "sched_month", "prediction"]
+    assert drift_row_labels(rows, policy) == ["temp ●", "sched_month", "prediction ●"]
+    matrix = np.array([[0.1, 0.3], [5.0, 5.0], [0.22, 0.18]])
+    assert fired_cells(matrix, rows, policy) == [(0, 1), (2, 0)]
+    drifts = pd.DataFrame(
+        {"week_start": ["2013-04-01", "2013-04-08"], "version": ["1", "2"], **dict(zip(rows, matrix, strict=True))}
+    )
+    plot_drift(tmp_path / "drift.png", drifts, policy)
+    assert (tmp_path / "drift.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tables_and_week_labels_read_as_people_write_them():
+    """No ``69.8000``: seconds with one decimal, counts with separators, dates as month and day."""
+    page = _table([{"wall_s": 69.8, "flights": 249435, "auc": 0.68451, "sample": 0.2, "missing": None}])
+    assert "<td>69.8</td>" in page and "<td>249,435</td>" in page and "<td>0.6845</td>" in page
+    assert "<td>0.2</td>" in page and "<td>—</td>" in page and "0000" not in page
+    assert _week_label("2013-04-07", "3") == "Apr 7\nv3"

@@ -1,8 +1,8 @@
 """The GitHub workflows, the make targets they call, and the delivery scripts behind those targets.
 
-The workflow rules (issue 6, STYLE.md "CI") are one function, :func:`check_workflows`, that
-returns a list of problems: it must return none for the real ``.github/workflows`` and the
-expected problem for each deliberately broken copy made in ``tmp_path``.
+The workflow rules (pinned actions, least privilege, timeouts, concurrency) are one function,
+:func:`check_workflows`, that returns a list of problems: it must return none for the real
+``.github/workflows`` and the expected problem for each deliberately broken copy made in ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def check_workflow(name: str, text: str, targets: set[str]) -> list[str]:
 
 
 def check_workflows(directory: Path, targets: set[str]) -> list[str]:
-    """The problems of every workflow in ``directory`` (none: the rules of issue 6 hold)."""
+    """The problems of every workflow in ``directory`` (none: the rules hold)."""
     files = sorted(directory.glob("*.yml")) + sorted(directory.glob("*.yaml"))
     if not files:
         return [f"{directory}: no workflow"]
@@ -568,9 +568,12 @@ def test_promote_job_is_a_valid_job_with_the_pipelines_identity(tmp_path):
     container = pod["containers"][0]
     assert container["command"][-1].startswith('ctloop promote "$MODEL_VERSION"')
     assert "ctloop deploy" in container["command"][-1]
+    assert "--config" not in container["command"][-1]
     env = {e["name"]: e for e in container["env"]}
     assert env["MODEL_VERSION"]["value"] == "7"
-    assert env["CTLOOP_CONFIG"]["value"] == "/app/config/cluster.toml"
+    settings = {m["mountPath"]: m for m in container["volumeMounts"]}[env["CTLOOP_CONFIG"]["value"]]
+    volume = {v["name"]: v for v in pod["volumes"]}[settings["name"]]
+    assert volume["configMap"]["name"] == "ctloop-settings"  # the overlay's, with its hash suffix when rendered
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "s3-credentials"
     assert pod["serviceAccountName"] == "ctloop-pipeline" and pod["automountServiceAccountToken"] is True
     assert job["spec"]["backoffLimit"] == 0 and job["metadata"]["namespace"] == "ctloop-prod"
@@ -600,26 +603,44 @@ def test_promote_job_is_admitted_where_the_pipeline_is():
     assert any(s["name"] == promote_job.SERVICE_ACCOUNT for s in subjects)
 
 
-def test_promote_job_refuses_the_dev_settings_outside_dev():
-    """Promoting in prod while the prod monitor still reads config/cluster.toml (ctloop-dev) is refused."""
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_promote_job_reads_the_settings_of_its_overlay(tmp_path, overlay):
+    """From each rendered overlay's monitor, the Job's CTLOOP_CONFIG is mounted from that overlay's own settings."""
     promote_job = load_module("promote_job")
-    with pytest.raises(promote_job.JobError, match="dev overlay's settings"):
-        promote_job.promote_job(_monitor_cronjob(), "p", "3", environment="prod")
-    assert promote_job.promote_job(_monitor_cronjob(), "p", "3", environment="dev")["kind"] == "Job"
+    rendered = subprocess.run(
+        [str(KUBECTL), "kustomize", str(_manifests_copy(tmp_path) / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    monitor = next(d for d in docs if d["kind"] == "CronJob" and d["metadata"]["name"] == "monitor")
+    pod = promote_job.promote_job(monitor, "p", "3")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    path = {e["name"]: e.get("value") for e in container["env"]}["CTLOOP_CONFIG"]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == path)
+    name = next(v for v in pod["volumes"] if v["name"] == mount["name"])["configMap"]["name"]
+    settings = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name)
+    assert settings["data"][mount["subPath"]] == (ROOT / "config" / f"{overlay}.toml").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         (
-            lambda c: c["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0].update(command=["x"]),
-            "--config",
+            lambda c: c["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0].update(env=[]),
+            "sets no CTLOOP_CONFIG",
+        ),
+        (
+            lambda c: c["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0].update(volumeMounts=[]),
+            "is not a mounted file",
         ),
         (lambda c: c["spec"].pop("jobTemplate"), "no job template"),
     ],
 )
 def test_promote_job_refuses_a_cronjob_it_cannot_use(change: Callable[[dict[str, Any]], Any], message):
-    """A CronJob without a container or without --config settings, or a non-numeric version, is refused."""
+    """A CronJob without a container or without mounted settings, or a non-numeric version, is refused."""
     promote_job = load_module("promote_job")
     cronjob = _monitor_cronjob()
     change(cronjob)
@@ -755,8 +776,6 @@ def test_promote_model_applies_the_job_and_reports_its_outcome(tmp_path, status,
     repo, env = _fake_repo(tmp_path)
     fake = Path(env["FAKE_DIR"])
     cronjob = _monitor_cronjob()
-    container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    container["command"] = ["ctloop", "monitor", "--config", "/app/config/prod.toml"]
     (fake / "cronjob.json").write_text(json.dumps(cronjob), encoding="utf-8")
     (fake / "job-status").write_text(status, encoding="utf-8")
     done = _run(repo, env, "scripts/promote_model.sh", "prod", "7")
@@ -764,4 +783,4 @@ def test_promote_model_applies_the_job_and_reports_its_outcome(tmp_path, status,
     assert message in done.stdout + done.stderr
     job = json.loads((fake / "applied.json").read_text(encoding="utf-8"))
     env_vars = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env_vars["MODEL_VERSION"] == "7" and env_vars["CTLOOP_CONFIG"] == "/app/config/prod.toml"
+    assert env_vars["MODEL_VERSION"] == "7" and env_vars["CTLOOP_CONFIG"] == "/app/config/settings.toml"

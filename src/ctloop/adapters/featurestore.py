@@ -15,7 +15,7 @@ import logging
 import os
 import string
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -309,13 +309,6 @@ def _on_demand(view: Any, entity_df: pd.DataFrame) -> pd.DataFrame:
     table = pa.Table.from_pandas(entity_df.loc[:, inputs], preserve_index=False)
     result: pd.DataFrame = view.feature_transformation.transform_arrow(table, view.features).to_pandas()
     return result
-
-
-def online_features(store: FeatureStore, service_name: str, entity_rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Online features for request rows (join keys plus request inputs)."""
-    service = feature_service(store, service_name)
-    response = store.get_online_features(features=service, entity_rows=list(entity_rows))
-    return response.to_df()
 
 
 class OnlineFeed:

@@ -165,16 +165,15 @@ def task_env(values: dict[str, str]) -> Iterator[None]:
 
 
 def _run_container(client: Any, image: str, command: list[str], volumes: dict[str, Any], **run_args: Any) -> int:
-    """kfp.local's ``run_docker_container``, with the task's exit code read before removal.
+    """Run one task's container to its end; return its exit code (1 on any error of the engine).
 
-    kfp's own removes the container as it exits (``auto_remove``) and then asks for its exit
-    code: podman answers that request with a 500 for a removed container, and where kfp hears
-    "not found" it reports success, so a failed task could pass. Here the container is kept
-    until its code is read, then removed; any error of the engine is a failed task.
+    kfp's own ``run_docker_container`` removes the container as it exits (``auto_remove``) and
+    then asks for its exit code: podman answers that request with a 500 for a removed container,
+    and where kfp hears "not found" it reports success, so a failed task could pass. Here the
+    container stays until its code is read; the run removes its containers when it ends.
     """
     import docker
 
-    container = None
     try:
         client.images.get(image)  # present (checked before the run): never pulled here
         container = client.containers.run(
@@ -186,17 +185,20 @@ def _run_container(client: Any, image: str, command: list[str], volumes: dict[st
     except docker.errors.DockerException as exc:
         print(f"ContainerError: {exc}")
         return 1
-    finally:
-        if container is not None:
-            with contextlib.suppress(docker.errors.DockerException):
-                container.remove(force=True)
 
 
 @contextlib.contextmanager
 def container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, Settings, str]]:
-    """The DockerRunner over podman for this checkout's platform image; yields (runner, task settings, image)."""
+    """The DockerRunner over podman for this checkout's platform image; yields (runner, task settings, image).
+
+    kfp.local's Docker task handler opens a new API client for every task and asks the engine
+    for its version and host information each time: podman answers each in about half a second,
+    a second of every task spent before its container starts. Here one client serves the run,
+    asked once, and each task's container is run by :func:`_run_container`.
+    """
+    import docker
     from kfp import local
-    from kfp.local import docker_task_handler
+    from kfp.local import docker_task_handler, status
 
     from ctloop.adapters import containers
 
@@ -216,18 +218,30 @@ def container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, Se
     user = podman.user_args(containers.PLATFORM_UID)[-1]
     user_arg = {"userns_mode": user.split("=", 1)[1]} if podman.rootless else {"user": user}
     runner = local.DockerRunner(network_mode="host", labels=containers.labels(run_id), **user_arg)
-    kfp_run = docker_task_handler.run_docker_container
-
-    def run_container(client: Any, image: str, command: list[str], volumes: dict[str, Any], **args: Any) -> int:
-        podman.hand_over([Path(folder) for folder in volumes], containers.PLATFORM_UID)  # the run's new folders
-        return _run_container(client, image, command, {**volumes, **mounts}, **args)
+    kfp_run = docker_task_handler.DockerTaskHandler.run
 
     with containers.docker_api(podman, data / "podman") as docker_host, task_env({"DOCKER_HOST": docker_host}):
-        docker_task_handler.run_docker_container = run_container
+        client = docker.DockerClient(base_url=docker_host)
+        relabel = "name=selinux" in client.info().get("SecurityOptions", [])
+
+        def run_task(handler: Any) -> Any:
+            volumes = handler.get_volumes_to_mount()  # the pipeline root (kfp.local's own layout)
+            podman.hand_over([Path(folder) for folder in volumes], containers.PLATFORM_UID)  # the run's new folders
+            every = {**volumes, **mounts}
+            if relabel:
+                every = {host: {**spec, "mode": spec["mode"] + ",z"} for host, spec in every.items()}
+            args = dict(handler.runner.container_run_args)
+            if handler.env_vars:
+                args["environment"] = handler.env_vars
+            code = _run_container(client, handler.image, handler.full_command, every, **args)
+            return status.Status.SUCCESS if code == 0 else status.Status.FAILURE
+
+        docker_task_handler.DockerTaskHandler.run = run_task
         try:
             yield runner, task_settings, image
         finally:
-            docker_task_handler.run_docker_container = kfp_run
+            docker_task_handler.DockerTaskHandler.run = kfp_run
+            client.close()
             podman.remove_labelled(run_id)
 
 

@@ -1,7 +1,9 @@
 """Local services on loopback: start, wait until ready, stop.
 
 Redis runs with no persistence (``--save "" --appendonly no``): the online store is rebuilt by
-materialization, never restored from disk.
+materialization, never restored from disk. A Redis that ctloop starts works in a folder holding
+:data:`OWNER_MARK`; one already answering on the port is reused only when its folder holds it too,
+so Feast never writes into another program's Redis.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +50,46 @@ def redis_ping(port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
+OWNER_MARK = "ctloop-online-store"
+"""A file in the working folder (``--dir``) of every ``redis-server`` that ctloop starts."""
+
+
+def resp_command(*words: str) -> bytes:
+    """A Redis command in the protocol's own encoding (RESP: an array of bulk strings)."""
+    return f"*{len(words)}\r\n".encode() + b"".join(f"${len(w)}\r\n{w}\r\n".encode() for w in words)
+
+
+def redis_dir(port: int, timeout_s: float = 0.5) -> str | None:
+    """The working folder of the Redis on loopback ``port`` (``CONFIG GET dir``); None if it does not say."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+            sock.sendall(resp_command("CONFIG", "GET", "dir"))
+            reply = b""
+            while reply.count(b"\r\n") < 5 and not reply.startswith(b"-"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError:
+        return None
+    lines = reply.decode(errors="replace").split("\r\n")
+    if len(lines) < 5 or lines[0] != "*2" or lines[2] != "dir":
+        return None  # an error (authentication, a renamed CONFIG command) or not Redis at all
+    return lines[4]
+
+
+def redis_is_ours(port: int) -> bool:
+    """True when the Redis on loopback ``port`` was started by ctloop (its folder holds :data:`OWNER_MARK`)."""
+    folder = redis_dir(port)
+    return folder is not None and (Path(folder) / OWNER_MARK).is_file()
+
+
+def redis_binary() -> str | None:
+    """``redis-server``: the one ``make setup`` links into the environment's ``bin``, else on ``PATH``."""
+    beside = Path(sys.executable).parent / "redis-server"
+    return str(beside) if beside.is_file() else shutil.which("redis-server")
+
+
 def wait_until(check: object, what: str, timeout_s: float, interval_s: float = 0.05) -> None:
     """Poll ``check()`` until it is true or raise :class:`ServiceError` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -76,16 +119,29 @@ class Redis:
 
 
 def start_redis(port: int, workdir: Path, timeout_s: float = 10.0) -> Redis:
-    """Start ``redis-server`` on loopback with no persistence, or reuse one already answering."""
+    """Start ``redis-server`` on loopback with no persistence, or reuse one that ctloop started.
+
+    Raises:
+        ServiceError: the port is taken by another program (a Redis of its own included), or
+            ``redis-server`` is missing or does not start.
+    """
+    hint = "stop it, or give ctloop a port of its own: [services] redis_port in the settings file"
     if redis_ping(port):
-        log.info("reusing the Redis already answering on 127.0.0.1:%d", port)
+        if not redis_is_ours(port):
+            raise ServiceError(
+                f"127.0.0.1:{port} is a Redis that ctloop did not start; ctloop will not write there: {hint}"
+            )
+        log.info("reusing ctloop's Redis already answering on 127.0.0.1:%d", port)
         return Redis(port, None)
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise ServiceError("redis-server not found: run `make setup` (installs Debian's redis-server)")
     if port_open(port):
-        raise ServiceError(f"port {port} is taken by something that is not Redis")
+        raise ServiceError(f"127.0.0.1:{port} is taken by something that is not Redis: {hint}")
+    binary = redis_binary()
+    if binary is None:
+        raise ServiceError(
+            "redis-server not found: run `make setup` (links Debian's redis-tools server into .venv/bin)"
+        )
     workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / OWNER_MARK).write_text("the working folder of a redis-server started by ctloop\n")
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     args += ["--dir", str(workdir), "--protected-mode", "yes", "--loglevel", "warning"]
     log_file = workdir / "redis.log"

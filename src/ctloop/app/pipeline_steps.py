@@ -11,12 +11,12 @@ import gc
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctloop.config import GateSettings, Settings
-from ctloop.contract import layout
+from ctloop.contract import buckets, layout
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,13 +68,6 @@ def report_peak_memory() -> None:
 
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(f"{PEAK_MEMORY_MARK} {kib / 1024:.0f}", flush=True)  # the task log is the channel
-
-
-def local_day_start_utc(day: date) -> datetime:
-    """Midnight of a local (New York) calendar day, in UTC."""
-    from ctloop.core.clock import local_midnight
-
-    return local_midnight(day).to_pydatetime()
 
 
 def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict[str, int]:
@@ -142,12 +135,15 @@ class Evaluation:
     html: str
 
     def flat_metrics(self) -> dict[str, float]:
-        """Scalars for KFP's Metrics artifact."""
+        """Scalars for KFP's Metrics artifact: overall scores, and the candidate's per slice."""
+        from ctloop.core.evaluate import slice_metrics
+
         out: dict[str, float] = {}
         for who in ("candidate", "champion", "baseline"):
             block = self.document.get(who)
             if block:
                 out.update({f"{who}_{k}": v for k, v in block["overall"].items()})
+        out.update(slice_metrics(self.document["candidate"], "candidate_"))
         out["onnx_max_abs_diff"] = self.document["onnx_max_abs_diff"]
         return out
 
@@ -231,8 +227,14 @@ def register(
     tags = {**lineage, "feature_service": settings.features.feature_service}
     metrics = {f"eval_{k}": v for k, v in document["candidate"]["overall"].items()}
     metrics.update({f"baseline_{k}": v for k, v in document["baseline"]["overall"].items()})
+    metrics.update(ev.slice_metrics(document["candidate"], "eval_"))  # carrier, origin, time of day
     metrics["onnx_max_abs_diff"] = document["onnx_max_abs_diff"]
     params = {**meta["params"], "fit_rows": meta["fit_rows"]}
+    normal = meta.get("reference_fractions", {}).get(buckets.NORMAL, {})
+    if normal.get("features"):  # each feature's normal drift, in lineage next to the model it judges
+        metrics.update({f"drift_normal_psi.{name}": value for name, value in normal["features"].items()})
+        metrics["drift_normal_psi.prediction"] = normal["prediction"]
+        params.update(drift_normal_window_s=normal["window_s"], drift_normal_quantile=normal["quantile"])
     artifacts = {"evaluation.json": json.dumps(document, indent=2), "evaluation.html": ev.report_html(document)}
     version = registry.register(model_dir, f"train-{lineage.get('window', '')}", tags, params, metrics, artifacts)
     registry.set_alias(CHALLENGER, version.version)

@@ -2,8 +2,9 @@
 
 - performance: AUC and Brier per week, continuous training (what serving answered) against the
   static first champion, with the serving model version as bands and promotions as lines;
-- drift: PSI per feature and on the prediction per week, against the reference of the version
-  serving that week, from serving's own bucket counters (what the monitor sees);
+- drift: PSI above each feature's normal (and the prediction's) per week, against the reference of
+  the version serving that week, from serving's own bucket counters (what the monitor judges), the
+  features the policy acts on marked;
 - timeline: every trigger, retrain, gate decision and promotion;
 - serving: request latency and volume per day.
 """
@@ -22,10 +23,10 @@ import pandas as pd
 
 from ctloop.core.clock import LOCAL_TZ
 from ctloop.core.monitor import drift
-from ctloop.core.text import cell
+from ctloop.core.text import human
 
 if TYPE_CHECKING:
-    from ctloop.config import Settings
+    from ctloop.config import MonitorSettings, Settings
 
 
 @dataclass
@@ -123,8 +124,15 @@ def quarter_table(results: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def weekly_drift(weekly: list[dict[str, Any]], references: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """PSI per feature (and ``prediction``) per week, for the version that scored most flights that week."""
+def weekly_drift(
+    weekly: list[dict[str, Any]], references: dict[str, dict[str, Any]], above_normal: bool = True
+) -> pd.DataFrame:
+    """Drift per feature (and ``prediction``) per week, for the version that scored most flights that week.
+
+    ``above_normal``: each PSI minus the feature's normal (the serving version's
+    ``reference_fractions``; ``ctloop.core.drift_normal``), what the monitor and the alerts judge;
+    otherwise the raw PSI.
+    """
     rows = []
     for earlier, later in itertools.pairwise(weekly):
         windows = {v: c.minus(earlier["counts"].get(v)) for v, c in later["counts"].items()}
@@ -133,7 +141,9 @@ def weekly_drift(weekly: list[dict[str, Any]], references: dict[str, dict[str, A
             continue
         version, counts = max(windows.items(), key=lambda kv: kv[1].rows())
         d = drift(counts, references[version])
-        rows.append({"week_start": earlier["at"][:10], "version": version, **d.features, "prediction": d.prediction})
+        values = d.above_normal() if above_normal else d.features
+        prediction = d.prediction - d.prediction_normal if above_normal else d.prediction
+        rows.append({"week_start": earlier["at"][:10], "version": version, **values, "prediction": prediction})
     return pd.DataFrame(rows)
 
 
@@ -144,6 +154,16 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _date_axis(ax: Any) -> None:
+    """Dates as people read them: month names, the year once (matplotlib's concise formatter)."""
+    import matplotlib.dates as mdates
+
+    # matplotlib leaves these two constructors unannotated
+    locator = mdates.AutoDateLocator(minticks=6, maxticks=14)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
 
 
 def plot_performance(path: Path, weeks: pd.DataFrame) -> None:
@@ -167,6 +187,7 @@ def plot_performance(path: Path, weeks: pd.DataFrame) -> None:
         ax.plot(x, weeks[f"static_{metric}"], "s--", label="static first champion", color="C3")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+    _date_axis(axes[1])
     axes[0].legend(loc="lower left")
     fig.suptitle("Weekly performance on delayed labels; bands: the version serving most of the week")
     fig.tight_layout()
@@ -174,24 +195,76 @@ def plot_performance(path: Path, weeks: pd.DataFrame) -> None:
     plt.close(fig)
 
 
-def plot_drift(path: Path, drifts: pd.DataFrame) -> None:
-    """Heat map: PSI per feature (and on the prediction) per week."""
+def _week_label(week_start: str, version: str) -> str:
+    day = pd.Timestamp(week_start)
+    return f"{day:%b} {day.day}\nv{version}"
+
+
+def drift_row_labels(rows: list[str], policy: MonitorSettings) -> list[str]:
+    """The heat map's row names: ``●`` after each feature (or the prediction) the policy acts on."""
+    return [row if row in policy.drift_ignore else f"{row} ●" for row in rows]
+
+
+def fired_cells(matrix: np.ndarray, rows: list[str], policy: MonitorSettings) -> list[tuple[int, int]]:
+    """(row, week) of every cell above its threshold, for what the policy acts on."""
+    cells = []
+    for i, row in enumerate(rows):
+        if row in policy.drift_ignore:
+            continue
+        prediction = row == "prediction"
+        limit = policy.max_prediction_psi_above_normal if prediction else policy.max_feature_psi_above_normal
+        cells += [(i, int(j)) for j in np.flatnonzero(matrix[i] > limit)]
+    return cells
+
+
+def plot_drift(path: Path, drifts: pd.DataFrame, policy: MonitorSettings) -> None:
+    """Heat map: PSI above each feature's normal (and the prediction's) per week; what the policy acts on marked.
+
+    Features the drift trigger watches carry a ``●`` before their name (those in ``drift_ignore``
+    are greyed); a cell above its threshold (``max_feature_psi_above_normal``, the prediction's own)
+    gets a white ``×``: that week, that feature fired.
+    """
     plt = _pyplot()
     cols = [c for c in drifts.columns if c not in {"week_start", "version"}]
     matrix = drifts.loc[:, cols].to_numpy(dtype=np.float64).T
-    fig, ax = plt.subplots(figsize=(11, 0.32 * len(cols) + 1.8))
-    image = ax.imshow(np.minimum(matrix, PSI_COLOR_CAP), aspect="auto", cmap="magma_r", vmin=0, vmax=PSI_COLOR_CAP)
-    ax.set_yticks(range(len(cols)), cols)
-    ticks = list(range(0, len(drifts), max(1, len(drifts) // 12)))
+    fig, ax = plt.subplots(figsize=(11, 0.32 * len(cols) + 2.2))
+    shown = np.clip(matrix, 0.0, PSI_COLOR_CAP)
+    image = ax.imshow(shown, aspect="auto", cmap="magma_r", vmin=0, vmax=PSI_COLOR_CAP)
+    fired = fired_cells(matrix, cols, policy)
+    if fired:
+        ax.scatter([j for _, j in fired], [i for i, _ in fired], marker="x", color="white", s=14, linewidths=1)
+    ax.set_yticks(range(len(cols)), drift_row_labels(cols, policy))
+    for label, name in zip(ax.get_yticklabels(), cols, strict=True):
+        if name in policy.drift_ignore:
+            label.set_color("0.55")
+    every = max(1, -(-len(drifts) // 20))
+    ticks = list(range(0, len(drifts), every))
     starts, versions = drifts["week_start"].astype(str).tolist(), drifts["version"].astype(str).tolist()
-    ax.set_xticks(ticks, [f"{starts[i][5:]} v{versions[i]}" for i in ticks])
-    ax.tick_params(axis="x", rotation=45)
-    fig.colorbar(image, ax=ax, label=f"PSI vs the serving version's training data (capped at {PSI_COLOR_CAP})")
-    ax.set_title("Drift per feature and on the prediction, per week")
+    ax.set_xticks(ticks, [_week_label(starts[i], versions[i]) for i in ticks], fontsize=8)
+    bar = fig.colorbar(image, ax=ax, label=f"PSI above the feature's normal (capped at {PSI_COLOR_CAP:g})")
+    bar.ax.axhline(policy.max_feature_psi_above_normal, color="C0", lw=2)
+    ax.set_title(
+        "Drift per week against the serving version's training data, above each feature's normal week-to-week PSI\n"
+        f"● the policy acts on it; × above its threshold ({policy.max_feature_psi_above_normal:g} for a feature, "
+        f"{policy.max_prediction_psi_above_normal:g} for the prediction; blue line on the scale)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
+
+CAPTIONS = {
+    "drift.png": (
+        "<p>Each cell: the week's population stability index (PSI) of a feature against the serving "
+        "version's training data, minus that feature's <em>normal</em>, the PSI a week of it had "
+        "against the rest of the training data (a high quantile over the training weeks, recorded "
+        "with the model). Weather, trailing delay rates and the month move every week by nature and "
+        "have large normals; distance, hour and planes small ones. The monitor and the Prometheus "
+        "alerts judge exactly this number (<code>drift.csv</code>; raw PSI in "
+        "<code>drift_psi.csv</code>).</p>"
+    ),
+}
 
 OUTCOME_COLORS = {"promoted": "C2", "not blessed": "C1", "failed": "C3", "none": "0.6"}
 
@@ -213,6 +286,7 @@ def plot_timeline(path: Path, events: list[Any]) -> None:
     for outcome, color in OUTCOME_COLORS.items():
         ax.scatter([], [], color=color, label=outcome if outcome != "none" else "held back (cooldown, de-dup)")
     ax.legend(loc="upper left", fontsize=8, ncols=4)
+    _date_axis(ax)
     ax.set_title("Triggers and what became of them (green lines: promotions, serving swapped)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -234,17 +308,20 @@ def plot_serving(path: Path, requests: pd.DataFrame, first_day: pd.Timestamp) ->
     ax2.bar(xs, per_day["flights"].sum(), width=1.0, color="C0", alpha=0.7)
     ax2.set_ylabel("flights scored per day")
     ax2.grid(alpha=0.3)
+    _date_axis(ax2)
     fig.suptitle("Serving: one prediction request per simulated hour (client-side latency)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _plots(folder: Path, weeks: pd.DataFrame, drifts: pd.DataFrame, loop: ReplayRecord) -> list[str]:
+def _plots(
+    folder: Path, weeks: pd.DataFrame, drifts: pd.DataFrame, loop: ReplayRecord, policy: MonitorSettings
+) -> list[str]:
     names = ["performance.png"]
     plot_performance(folder / "performance.png", weeks)
     if not drifts.empty:
-        plot_drift(folder / "drift.png", drifts)
+        plot_drift(folder / "drift.png", drifts, policy)
         names.append("drift.png")
     plot_timeline(folder / "timeline.png", loop.events)
     names.append("timeline.png")
@@ -260,8 +337,12 @@ def _table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
         return "<p>none</p>"
     cols = columns or list(rows[0])
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(human(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(name: str) -> str:
+    return f'<h2>{html.escape(name.removesuffix(".png"))}</h2>{CAPTIONS.get(name, "")}<img src="{name}" alt="{name}">'
 
 
 def write(folder: Path, results: pd.DataFrame, loop: ReplayRecord, figures: dict[str, Any], settings: Settings) -> Path:
@@ -278,9 +359,10 @@ def write(folder: Path, results: pd.DataFrame, loop: ReplayRecord, figures: dict
             references[path.parent.name.removeprefix("v")] = reference
     weeks = weekly_metrics(results)
     drifts = weekly_drift(loop.weekly, references)
-    images = _plots(folder, weeks, drifts, loop)
+    images = _plots(folder, weeks, drifts, loop, settings.monitor)
     weeks.to_csv(folder / "weekly.csv", index=False)
-    drifts.to_csv(folder / "drift.csv", index=False)
+    drifts.to_csv(folder / "drift.csv", index=False)  # PSI above normal: what the monitor judges
+    weekly_drift(loop.weekly, references, above_normal=False).to_csv(folder / "drift_psi.csv", index=False)
     overview = {k: v for k, v in figures.items() if not isinstance(v, list | dict)}
     overview["versions_served"] = ", ".join(f"v{v}" for v in figures["versions_served"])
     events = [
@@ -310,7 +392,7 @@ gated and promoted on its own. The static champion is the first model, never ret
 on the same flights.</p>
 <h2>Summary</h2>{_table([overview])}
 <h2>Continuous training vs static champion, per quarter</h2>{_table(figures["quarters"])}
-{"".join(f'<h2>{html.escape(n.removesuffix(".png"))}</h2><img src="{n}" alt="{n}">' for n in images)}
+{"".join(_figure(n) for n in images)}
 <h2>Triggers, retrains, gate decisions, promotions</h2>{_table(events)}
 <p>{held} more passes found a trigger but started no run (cooldown, waiting for new data, or an
 incident already retrained): every decision with its reasons and numbers is in

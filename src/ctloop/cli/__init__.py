@@ -15,9 +15,13 @@ from ctloop.cli import pipeline  # noqa: F401
 from ctloop.cli import features  # noqa: F401
 
 # isort: on
-from ctloop.cli.shell import app
+import sys
+
+from ctloop.cli.shell import app, run_cli
+
+__all__ = ["app", "main"]
 
 
 def main() -> None:
     """Console entry point."""
-    app()
+    sys.exit(run_cli())

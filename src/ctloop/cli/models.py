@@ -12,26 +12,47 @@ from rich.table import Table
 from ctloop.cli.shell import (
     DEFAULT_CONFIG,
     ConfigOption,
+    JsonOption,
     ReplayOption,
     app,
     console,
     friendly,
     load_settings,
+    print_json,
     scoped_settings,
 )
 
 
 @app.command()
 @friendly
-def models(replay: ReplayOption = False, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
-    """Registered versions with aliases and lineage tags."""
+def models(replay: ReplayOption = False, json: JsonOption = False, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """Registered versions with aliases and lineage tags, newest first."""
     from ctloop.adapters.registry import Registry
 
     settings = scoped_settings(config, replay)
     registry = Registry(settings)
     versions = registry.versions()
+    if json:
+        print_json(
+            {
+                "model": settings.registry.model_name,
+                "tracking_uri": settings.tracking_uri,
+                "versions": [
+                    {
+                        "version": v.version,
+                        "aliases": list(v.aliases),
+                        "created": datetime.fromtimestamp(v.created_ms / 1000, tz=UTC).isoformat(),
+                        "run_id": v.run_id,
+                        "tags": v.tags,
+                    }
+                    for v in versions
+                ],
+            }
+        )
+        return
     if not versions:
-        console.print(f"no versions of {settings.registry.model_name} yet: run `ctloop train`")
+        first = "make run (or ctloop replay --quick)" if replay else "ctloop train"
+        console.print(f"no versions of {settings.registry.model_name} yet: run `{first}`")
         return
     table = Table(title=f"{settings.registry.model_name} ({settings.tracking_uri})")
     for column in (

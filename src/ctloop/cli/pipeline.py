@@ -1,4 +1,4 @@
-"""`ctloop pipeline ...`: compile either pipeline (training or features); upload, run and schedule it on a cluster."""
+"""`ctloop pipeline ...`: compile either pipeline; upload it, submit runs and schedule them on a cluster."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ctloop.cli.shell import (
     StartOption,
     UserError,
     console,
+    find_config,
     friendly,
     git_sha,
     load_settings,
@@ -46,6 +47,10 @@ def run_parameters(kind: str, start: str, end: str, days: str) -> tuple[dict[str
     if days:
         raise UserError("--days is for --pipeline features; the training pipeline takes --start and --end")
     return {"start": start, "end": end}, f"train-{start}-{end}"
+
+
+CLUSTER_CONFIG = "config/dev.toml"
+"""Upload, run and schedule talk to a cluster: the dev environment's settings unless told otherwise."""
 
 
 @pipeline_app.command("compile")
@@ -84,7 +89,9 @@ HostOption = Annotated[
         help="KFP API, e.g. http://localhost:8080 (kubectl port-forward svc/ml-pipeline-ui -n kubeflow 8080:80)."
     ),
 ]
-ShaOption = Annotated[str, typer.Option("--version", help="Pipeline version name (default: the checkout's git SHA).")]
+ShaOption = Annotated[
+    str, typer.Option("--pipeline-version", help="Pipeline version name (default: the checkout's git SHA).")
+]
 DaysOption = Annotated[
     str,
     typer.Option(help="--pipeline features: days to append (A, A,B or A..B); empty: the day before the run's time."),
@@ -95,23 +102,23 @@ DaysOption = Annotated[
 @friendly
 def pipeline_upload(
     host: HostOption,
-    version: ShaOption = "",
+    pipeline_version: ShaOption = "",
     pipeline: PipelineOption = "training",
-    config: ConfigOption = Path("config/cluster.toml"),
+    config: ConfigOption = Path(CLUSTER_CONFIG),
 ) -> None:
-    """Compile a pipeline for the platform image of VERSION (git SHA) and upload it as that version."""
+    """Compile a pipeline for the platform image of a git SHA and upload it as the pipeline version of that name."""
     import tempfile
 
     from ctloop.adapters.kfp_client import Kfp
 
     name = pipeline_name(pipeline)
     settings = load_settings(config)
-    sha = version or git_sha(settings.root)
+    sha = pipeline_version or git_sha(settings.root)
     package = Path(tempfile.mkdtemp(prefix="ctloop-upload-")) / "pipeline.yaml"
     # compile in a fresh process: the image is read once by src/ctloop/components/image.py at import
     cli = Path(sys.executable).parent / "ctloop"
-    args = [str(cli), "pipeline", "compile", "--output", str(package), "--image-tag", sha, "--config", str(config)]
-    args += ["--pipeline", pipeline]
+    args = [str(cli), "pipeline", "compile", "--output", str(package), "--image-tag", sha]
+    args += ["--config", str(find_config(config))]
     compiled = subprocess.run(args, check=False, capture_output=True, text=True)
     if compiled.returncode:
         raise UserError(f"compiling the pipeline failed: {compiled.stderr.strip()[-300:]}")
@@ -120,24 +127,24 @@ def pipeline_upload(
     console.print(f"{name} version {sha}: {state} (pipeline {done.pipeline_id}, version {done.version_id})")
 
 
-@pipeline_app.command("run")
+@pipeline_app.command("submit")
 @friendly
-def pipeline_run(
+def pipeline_submit(
     host: HostOption,
-    version: ShaOption = "",
+    pipeline_version: ShaOption = "",
     start: StartOption = "2013-01-01",
     end: EndOption = "2013-03-31",
     days: DaysOption = "",
     pipeline: PipelineOption = "training",
     experiment: Annotated[str, typer.Option(help="KFP experiment.")] = "ctloop",
-    config: ConfigOption = Path("config/cluster.toml"),
+    config: ConfigOption = Path(CLUSTER_CONFIG),
 ) -> None:
-    """Start a run of an uploaded pipeline version: training on a window, features on days."""
+    """Submit a run of an uploaded pipeline version to a cluster's KFP: training on a window, features on days."""
     from ctloop.adapters.kfp_client import Kfp
 
     name = pipeline_name(pipeline)
     settings = load_settings(config)
-    sha = version or git_sha(settings.root)
+    sha = pipeline_version or git_sha(settings.root)
     given, run_name = run_parameters(pipeline, start, end, days)
     # this environment's settings, portable: the run resolves its paths in its pods
     params = {**given, "settings_json": settings.to_json(portable=True)}
@@ -150,7 +157,7 @@ def pipeline_run(
 def pipeline_schedule(
     host: HostOption,
     cron: Annotated[str, typer.Option(help="KFP cron (6 fields, with seconds), e.g. '0 0 3 * * *'.")],
-    version: ShaOption = "",
+    pipeline_version: ShaOption = "",
     start: StartOption = "2013-01-01",
     end: EndOption = "2013-03-31",
     days: DaysOption = "",
@@ -160,7 +167,7 @@ def pipeline_schedule(
         typer.Option(help="Recurring run name (one per name; default flight-delay-nightly, flight-features-daily)."),
     ] = "",
     experiment: Annotated[str, typer.Option(help="KFP experiment.")] = "ctloop",
-    config: ConfigOption = Path("config/cluster.toml"),
+    config: ConfigOption = Path(CLUSTER_CONFIG),
 ) -> None:
     """Create or update the recurring run NAME for a pipeline version.
 
@@ -172,7 +179,7 @@ def pipeline_schedule(
     pipeline_ = pipeline_name(pipeline)
     name = name or ("flight-features-daily" if pipeline == "features" else "flight-delay-nightly")
     settings = load_settings(config)
-    sha = version or git_sha(settings.root)
+    sha = pipeline_version or git_sha(settings.root)
     given, _ = run_parameters(pipeline, start, end, days)
     params = {**given, "settings_json": settings.to_json(portable=True)}
     run_id, changed = Kfp(host).schedule(pipeline_, sha, experiment, name, cron, params)

@@ -15,6 +15,7 @@ from rich.table import Table
 from ctloop.cli.shell import (
     DEFAULT_CONFIG,
     ConfigOption,
+    JsonOption,
     ReplayOption,
     UserError,
     app,
@@ -22,6 +23,7 @@ from ctloop.cli.shell import (
     friendly,
     git_sha,
     load_settings,
+    print_json,
     scoped_settings,
 )
 from ctloop.config import Settings
@@ -48,6 +50,7 @@ def watch_for(settings: Settings) -> Any:
 def monitor(
     now: Annotated[str, typer.Option(help="The monitor's clock (ISO date or time; default: now, UTC).")] = "",
     dry_run: Annotated[bool, typer.Option(help="Decide and record, but start no retrain.")] = False,
+    json: JsonOption = False,
     config: ConfigOption = Path(DEFAULT_CONFIG),
 ) -> None:
     """One monitoring pass: drift and delayed-label performance from serving's metrics, the policy, maybe a retrain."""
@@ -57,6 +60,9 @@ def monitor(
     clock = datetime.fromisoformat(now) if now else datetime.now(tz=UTC).replace(tzinfo=None)
     result = monitor_pass(settings, clock, watch_for(settings), dry_run=dry_run)
     d = result.decision
+    if json:
+        print_json({**d.to_dict(), "outcome": result.outcome, "window": result.window})
+        return
     table = Table(title=f"monitor at {d.at} — model v{d.model_version}", show_header=False)
     table.add_row("triggers", ", ".join(d.triggers) or "none")
     table.add_row("retrain", f"{'yes' if d.retrain else 'no'} ({result.outcome})")
@@ -81,16 +87,31 @@ def serve(
             "(podman; `make images` builds them), as a cluster does.",
         ),
     ] = False,
+    replay: Annotated[
+        bool, typer.Option("--replay", help="Serve from the last replay's registry and feature store (make serve).")
+    ] = False,
     config: ConfigOption = Path(DEFAULT_CONFIG),
 ) -> None:
     """Serve ALIAS on loopback: Redis, the Feast feature server and the Seldon microservice, until Ctrl-C."""
-    import json
     import signal
     import time
 
+    from ctloop.adapters.registry import Registry
     from ctloop.app.stack import Containers, serving_stack
 
     settings = load_settings(config)
+    if replay:
+        # the replay's data folder; serving's own settings stay the environment's (the replay's are
+        # tuned for a simulated clock)
+        settings = scoped_settings(config, replay=True).replace(serving=settings.serving)
+    if Registry(settings).by_alias(alias) is None:
+        where = "the last replay's registry" if replay else f"the registry under {settings.data_dir}"
+        after = (
+            "run `make run` (or `ctloop replay --quick`) first"
+            if replay
+            else ("run `ctloop train`, or serve the last replay's with `ctloop serve --replay` (make serve)")
+        )
+        raise UserError(f"no version with alias {alias!r} in {where}: {after}")
     launcher = Containers(settings, settings.pipeline.image_tag or git_sha(settings.root)) if containers else None
 
     def stop(_signum: int, _frame: object) -> None:
@@ -98,27 +119,10 @@ def serve(
 
     signal.signal(signal.SIGTERM, stop)
     with ExitStack() as started:
-        with console.status("starting Redis, feast serve and the Seldon microservice..."):
-            stack = started.enter_context(serving_stack(settings, alias, launcher=launcher))
-        body = json.dumps({"jsonData": {"flights": [EXAMPLE]}})
-        table = Table(
-            title=f"serving {settings.registry.model_name} v{stack.model_version} ({alias})", show_header=False
-        )
-        table.add_row("predictions", f"{stack.rest_url}/api/v1.0/predictions")
-        table.add_row("feedback", f"{stack.rest_url}/api/v1.0/feedback")
-        table.add_row("liveness / readiness", f"{stack.rest_url}/health/ping  {stack.rest_url}/health/status")
-        table.add_row("metrics (ours / Seldon's)", f"{stack.metrics_url}  {stack.seldon_metrics_url}")
-        table.add_row("feature server", stack.feature_server_url)
-        table.add_row("Redis", f"127.0.0.1:{stack.redis.port}")
-        console.print(table)
-        console.print("try:")
-        console.print(
-            f"  curl -s {stack.rest_url}/api/v1.0/predictions -H 'Content-Type: application/json' -d '{body}'",
-            soft_wrap=True,
-            highlight=False,
-        )
-        console.print("`ctloop promote VERSION` swaps the served model live. Ctrl-C stops everything.")
-        try:
+        try:  # Ctrl-C (or SIGTERM) while starting stops what started, as it does later
+            with console.status("starting Redis, feast serve and the Seldon microservice..."):
+                stack = started.enter_context(serving_stack(settings, alias, launcher=launcher))
+            print_stack(settings, alias, stack)
             while all(p.alive() for p in stack.processes):
                 time.sleep(0.5)
             dead = next(p for p in stack.processes if not p.alive())
@@ -126,6 +130,28 @@ def serve(
         except KeyboardInterrupt:
             console.print("stopping...")
     console.print("stopped")
+
+
+def print_stack(settings: Settings, alias: str, stack: Any) -> None:
+    """Where the running stack answers, and a request to try."""
+    import json
+
+    body = json.dumps({"jsonData": {"flights": [EXAMPLE]}})
+    table = Table(title=f"serving {settings.registry.model_name} v{stack.model_version} ({alias})", show_header=False)
+    table.add_row("predictions", f"{stack.rest_url}/api/v1.0/predictions")
+    table.add_row("feedback", f"{stack.rest_url}/api/v1.0/feedback")
+    table.add_row("liveness / readiness", f"{stack.rest_url}/health/ping  {stack.rest_url}/health/status")
+    table.add_row("metrics (ours / Seldon's)", f"{stack.metrics_url}  {stack.seldon_metrics_url}")
+    table.add_row("feature server", stack.feature_server_url)
+    table.add_row("Redis", f"127.0.0.1:{stack.redis.port}")
+    console.print(table)
+    console.print("try:")
+    console.print(
+        f"  curl -s {stack.rest_url}/api/v1.0/predictions -H 'Content-Type: application/json' -d '{body}'",
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print("`ctloop promote VERSION` swaps the served model live. Ctrl-C stops everything.")
 
 
 @app.command()

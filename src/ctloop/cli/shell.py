@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,27 +20,45 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from ctloop.config import ConfigError, Settings
 
+# Help is plain text (rich_markup_mode=None): settings sections such as "[replay]" in a help
+# line are text, not console markup. Shell completion: `ctloop --install-completion`.
 app = typer.Typer(
     help="Level-2 continuous training for flight-delay prediction.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    rich_markup_mode=None,
 )
 pipeline_app = typer.Typer(
-    help="Compile the training pipeline (and, on a cluster, upload and run it).", no_args_is_help=True
+    help="Compile the training pipeline (and, on a cluster, upload it, submit runs and schedule them).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
-features_app = typer.Typer(help="Feast: apply definitions, materialize the online store.", no_args_is_help=True)
+features_app = typer.Typer(
+    help="Feast: apply definitions, materialize the online store.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(features_app, name="features")
 
-console = Console()
+# Piped or redirected, stdout is as wide as its longest line: tables keep full values (no "…"),
+# so `ctloop models | grep champion` finds them. A terminal wraps to its own width.
+console = Console(width=None if sys.stdout.isatty() else 100_000)
 err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("ctloop")
 
+CONFIG_ENV = "CTLOOP_CONFIG"
 DEFAULT_CONFIG = "config/local.toml"
 ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="Settings file.", envvar="CTLOOP_CONFIG", show_default=True)
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Settings file. A relative path missing from the working directory is looked for in the folders "
+        "above it, as git finds its repository.",
+        envvar=CONFIG_ENV,
+        show_default=True,
+    ),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (one document on stdout) instead of a table.")]
 StartOption = Annotated[str, typer.Option(help="First scheduled-departure date (local, inclusive).")]
 EndOption = Annotated[str, typer.Option(help="Last scheduled-departure date (local, inclusive).")]
 
@@ -95,9 +115,51 @@ def friendly[F: Callable[..., Any]](func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def find_config(config: Path, cwd: Path | None = None) -> Path:
+    """The settings file: ``config`` as given, or, relative and missing here, the nearest one above.
+
+    ``ctloop`` run from any folder of the project finds ``config/local.toml`` at its root.
+    """
+    here = (cwd or Path.cwd()).resolve()
+    if (here / config).is_file():
+        return config
+    if config.is_absolute():
+        raise ConfigError(
+            f"settings file not found: {config}: pass --config (or set {CONFIG_ENV}) with an existing file"
+        )
+    for folder in here.parents:
+        if (folder / config).is_file():
+            return folder / config
+    raise ConfigError(
+        f"settings file not found: {config} (looked in {here} and every folder above it); run ctloop inside "
+        f"the project, or pass --config FILE or set {CONFIG_ENV}"
+    )
+
+
 def load_settings(config: Path) -> Settings:
-    """Settings from a file; the project root is the folder above ``config/``."""
-    return Settings.load(config)
+    """Settings from a file; the project root is the folder above ``config/``. Errors name the file."""
+    path = find_config(config)
+    try:
+        return Settings.load(path)
+    except ConfigError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def print_json(document: Any) -> None:
+    """One JSON document on stdout, whole (no console wrapping, no markup)."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def package_version() -> str:
+    """The installed ``ctloop`` distribution's version (pyproject's ``[project] version``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ctloop")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 ReplayOption = Annotated[bool, typer.Option("--replay", help="The last replay's registry (`ctloop replay`).")]
@@ -124,11 +186,37 @@ def git_sha(root: str) -> str:
 
 @contextmanager
 def online_store(settings: Settings) -> Iterator[None]:
-    """Redis on loopback for the duration of a command (reused if one already answers)."""
+    """Redis on loopback for the duration of a command (reused if ctloop already runs one there)."""
     from ctloop.adapters.services import redis_running
 
     with redis_running(settings.services.redis_port, settings.data_dir / "redis"):
         yield
+
+
+def run_cli(args: list[str] | None = None) -> int:
+    """Run the command line; a usage mistake (unknown option, bad value) is one ``error:`` line and 1.
+
+    Click would print a usage block and exit 2; ``ctloop`` alone, or a group alone, prints its help.
+    """
+    # Typer vendors Click: its usage errors are public only as the base class TyperException
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    try:
+        code = app(args=args, standalone_mode=False, prog_name="ctloop")
+    except NoArgsIsHelpError as exc:
+        sys.stdout.write(exc.ctx.get_help() + "\n")
+        return 0
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "ctloop"
+        err.print(f"error: {exc.format_message()} (see `{where} --help`)", markup=False, highlight=False)
+        return 1
+    except typer.TyperException as exc:
+        err.print(f"error: {exc.format_message()}", markup=False, highlight=False)
+        return 1
+    except typer.Abort:
+        err.print("aborted", markup=False, highlight=False)
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 def _progress() -> Progress:
@@ -143,8 +231,20 @@ def _progress() -> Progress:
     )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"ctloop {package_version()}\n")
+        raise typer.Exit
+
+
 @app.callback()
-def main_callback(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False) -> None:
+def main_callback(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", help="Print ctloop's version and exit.", callback=_show_version, is_eager=True),
+    ] = False,
+) -> None:
     """ctloop: Kubeflow Pipelines + Feast + MLflow + Seldon, closed into a continuous-training loop."""
     global QUIET  # noqa: PLW0603 - set once per process, from the command line
     logging.basicConfig(

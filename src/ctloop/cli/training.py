@@ -181,8 +181,59 @@ def run_replay(settings: Settings, quick: bool) -> None:
         outcome = rp.run(settings, retrain, features, quick=quick, on_stage=on_stage, on_step=on_step)
         progress.update(bar, completed=hours, description="replay: done")
     console.print(replay_table(outcome.summary))
-    console.print(f"report: {outcome.report_dir / 'index.html'}")
-    console.print("the replay's registry: ctloop models --replay; MLflow UI: ctloop ui --replay")
+    console.print(f"report: {outcome.report_dir / 'index.html'} (ctloop report serves it)")
+    console.print(
+        "next: ctloop serve --replay (make serve) serves its champion; ctloop models --replay lists its versions"
+    )
+
+
+@app.command()
+@friendly
+def report(
+    port: Annotated[int | None, typer.Option(help="Loopback port (default: [services] report_port).")] = None,
+    serve: Annotated[bool, typer.Option(help="Serve the report over HTTP; --no-serve prints its path only.")] = True,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """The last replay's report: print its path and serve it on http://127.0.0.1 until Ctrl-C."""
+    import signal
+
+    settings = load_settings(config)
+    folder = Path(settings.root) / settings.replay.report_dir
+    page = folder / "index.html"
+    if not page.is_file():
+        raise UserError(f"no report at {page}: run `make run` (the year) or `ctloop replay --quick` first")
+    console.print(f"report: {page}", soft_wrap=True, highlight=False)
+    if not serve:
+        return
+    chosen = port or settings.services.report_port
+    server = report_server(folder, chosen)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    console.print(f"serving it on http://127.0.0.1:{chosen}/ (Ctrl-C stops)", highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        server.server_close()
+
+
+def report_server(folder: Path, port: int) -> Any:
+    """A static file server for ``folder`` on 127.0.0.1 ``port``; a taken port is a :class:`UserError`."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            """No access log on the terminal."""
+
+    try:
+        return ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(folder)))
+    except OSError as exc:
+        raise UserError(f"cannot serve on 127.0.0.1:{port} ({exc.strerror}): pass --port with a free port") from None
 
 
 def replay_table(figures: dict[str, Any]) -> Table:

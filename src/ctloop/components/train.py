@@ -19,7 +19,8 @@ def train(
     from ctloop.core import train as core
 
     ts = core.TrainingSet.load(Path(training_set.path), core.SPLIT_COLUMNS)
-    bundle, fit_metrics = core.train(ts, date.fromisoformat(end), Settings.from_json(settings_json).train)
+    settings = Settings.from_json(settings_json)
+    bundle, fit_metrics = core.train(ts, date.fromisoformat(end), settings.train, settings.monitor.window_s)
     bundle.save(Path(model.path))
     model.metadata.update({"framework": "scikit-learn+onnx", "features": len(bundle.feature_names)})
     for name, value in fit_metrics.items():

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 MISSING = "missing"
 PREDICTION_CUTS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 """Fixed cut points for predicted probabilities (20 buckets of 0.05)."""
+NORMAL = "normal"
+"""Key of a model's ``reference_fractions`` holding each feature's normal PSI (``ctloop.core.drift_normal``)."""
 
 
 def bucket_label(cuts: Sequence[float], value: float | None) -> str:

@@ -12,7 +12,13 @@ if TYPE_CHECKING:  # the gate reads EvalResult documents and needs neither
     import pandas as pd
 
 LABEL = "delayed"
-SLICE_COLUMNS = ("carrier", "origin")
+TIME_OF_DAY = "time_of_day"
+SLICE_COLUMNS = ("carrier", "origin", TIME_OF_DAY)
+"""Slices every evaluation scores and the gate judges: airline, departure airport, and the part of
+the day the flight is scheduled to leave (delays build up through the day: an evening slice can
+collapse while the day's average looks fine)."""
+DAY_PARTS = (("night", 0), ("morning", 5), ("midday", 10), ("afternoon", 14), ("evening", 18), ("night", 22))
+"""Parts of the day by the scheduled local departure hour: each from its hour to the next one's."""
 
 NAN = float("nan")
 
@@ -73,14 +79,40 @@ def score(y: np.ndarray, p: np.ndarray) -> Scores:
     return Scores(rows, rate, auc, ll, float(brier_score_loss(y, p)))
 
 
+def time_of_day(sched_dep_local: pd.Series) -> pd.Series:
+    """The part of the day (:data:`DAY_PARTS`) of each scheduled local departure (ISO text)."""
+    import numpy as np
+    import pandas as pd
+
+    hour = sched_dep_local.str.slice(11, 13).astype("int64").to_numpy()
+    starts = np.array([start for _, start in DAY_PARTS])
+    names = np.array([name for name, _ in DAY_PARTS])
+    return pd.Series(names[np.searchsorted(starts, hour, side="right") - 1], index=sched_dep_local.index)
+
+
 def evaluate(frame: pd.DataFrame, p: np.ndarray, slice_columns: tuple[str, ...] = SLICE_COLUMNS) -> EvalResult:
-    """Scores overall and for each value of each slice column."""
+    """Scores overall and for each value of each slice column (``time_of_day`` from ``sched_dep_local``)."""
+    if TIME_OF_DAY in slice_columns and TIME_OF_DAY not in frame:
+        frame = frame.assign(**{TIME_OF_DAY: time_of_day(frame["sched_dep_local"])})
     y = frame[LABEL].to_numpy()
     slices: dict[str, Scores] = {}
     for column in slice_columns:
         for value, idx in frame.groupby(column, observed=True).indices.items():
             slices[f"{column}={value}"] = score(y[idx], p[idx])
     return EvalResult(score(y, p), dict(sorted(slices.items())))
+
+
+def slice_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Each slice's rows, AUC and Brier as flat metric names (MLflow's rules: no ``=``).
+
+    ``{prefix}slice.carrier.AA.auc`` for the slice ``carrier=AA`` of an :meth:`EvalResult.to_dict`.
+    """
+    out: dict[str, float] = {}
+    for name, scores in result.get("slices", {}).items():
+        column, _, value = name.partition("=")
+        for metric in ("rows", "auc", "brier"):
+            out[f"{prefix}slice.{column}.{value}.{metric}"] = float(scores[metric])
+    return out
 
 
 def roc_points(y: np.ndarray, p: np.ndarray, max_points: int = 200) -> tuple[list[float], list[float], list[float]]:
@@ -103,6 +135,19 @@ def confusion(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> list[list
     ]
 
 
+def slice_kinds(slices: dict[str, Any]) -> dict[str, list[str]]:
+    """Slice names by column, in :data:`SLICE_COLUMNS` order; parts of the day in the day's order."""
+    order = {name: i for i, name in enumerate(dict.fromkeys(name for name, _ in DAY_PARTS[1:]))}  # morning first
+    kinds: dict[str, list[str]] = {}
+    for name in slices:
+        kinds.setdefault(name.partition("=")[0], []).append(name)
+    for kind, names in kinds.items():
+        if kind == TIME_OF_DAY:
+            names.sort(key=lambda n: order.get(n.partition("=")[2], len(order)))
+    rank = {column: i for i, column in enumerate(SLICE_COLUMNS)}
+    return dict(sorted(kinds.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+
+
 def _fmt(value: float) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 
@@ -118,13 +163,20 @@ def report_html(document: dict[str, Any]) -> str:
             for _, m in models
         )
         rows.append(f"<tr><th>{metric}</th>{cells}</tr>")
-    slice_rows = []
     champion_slices = (document.get("champion") or {}).get("slices", {})
-    for name, s in document["candidate"]["slices"].items():
-        champ = champion_slices.get(name, {}).get("auc", NAN)
-        slice_rows.append(
-            f"<tr><td>{html.escape(name)}</td><td>{int(s['rows'])}</td>"
-            f"<td>{_fmt(s['auc'])}</td><td>{_fmt(champ)}</td><td>{_fmt(s['brier'])}</td></tr>"
+    slice_tables = []
+    for kind, names in slice_kinds(document["candidate"]["slices"]).items():
+        slice_rows = []
+        for name in names:
+            s = document["candidate"]["slices"][name]
+            champ = champion_slices.get(name, {}).get("auc", NAN)
+            slice_rows.append(
+                f"<tr><td>{html.escape(name.partition('=')[2])}</td><td>{int(s['rows']):,}</td>"
+                f"<td>{_fmt(s['auc'])}</td><td>{_fmt(champ)}</td><td>{_fmt(s['brier'])}</td></tr>"
+            )
+        slice_tables.append(
+            f"<h3>{html.escape(kind.replace('_', ' '))}</h3><table><tr><th>{html.escape(kind)}</th><th>rows</th>"
+            f"<th>AUC</th><th>champion AUC</th><th>Brier</th></tr>{''.join(slice_rows)}</table>"
         )
     window = html.escape(str(document.get("evaluation_window", "")))
     return (
@@ -133,7 +185,6 @@ def report_html(document: dict[str, Any]) -> str:
         "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>"
         f"<h1>Evaluation</h1><p>window {window}</p>"
         f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
-        "<h2>Slices</h2><table><tr><th>slice</th><th>rows</th><th>AUC</th>"
-        f"<th>champion AUC</th><th>Brier</th></tr>{''.join(slice_rows)}</table>"
+        f"<h2>Slices</h2>{''.join(slice_tables)}"
         "</body></html>"
     )

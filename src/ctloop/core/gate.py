@@ -1,7 +1,8 @@
 """The promotion gate: a candidate is blessed only if every check passes.
 
 Checks: no NaN metric; absolute floors; not worse than the champion beyond a tolerance on the
-same evaluation window; no slice collapsed (absolutely or against the champion's slice);
+same evaluation window; no slice collapsed (absolutely or against the champion's slice), for
+every carrier, origin airport and part of the day (``ctloop.core.evaluate.SLICE_COLUMNS``);
 ONNX export faithful to the scikit-learn model.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ctloop.config import GateSettings
-from ctloop.core.evaluate import EvalResult
+from ctloop.core.evaluate import EvalResult, slice_kinds
 
 ONNX_TOLERANCE = 1e-5
 BLESSED = "blessed"
@@ -115,5 +116,6 @@ def decide(
                 f"slice {name} collapsed: auc {s.auc:.4f} vs champion {base.auc:.4f} (drop > {gate.max_slice_auc_drop})"
             )
     if not any(r.startswith("slice ") for r in fails):
-        passes.append(f"no slice collapsed ({len(candidate.slices)} slices)")
+        kinds = ", ".join(f"{len(names)} {kind}" for kind, names in slice_kinds(candidate.slices).items())
+        passes.append(f"no slice collapsed ({len(candidate.slices)} slices{': ' + kinds if kinds else ''})")
     return Decision(not fails, fails, passes)

@@ -10,7 +10,10 @@ window (the difference of two readings, or Prometheus's ``increase``), and:
   shares, ``q`` the reference shares recorded at training (``reference_fractions``). PSI, not a
   library's test: it needs only bucket counts (what metrics can carry), is the convention in
   credit and ML monitoring (< 0.1 stable, 0.1-0.25 moderate, > 0.25 large), and does not become
-  "significant" merely because traffic is large, as a chi-square or KS p-value does;
+  "significant" merely because traffic is large, as a chi-square or KS p-value does. A feature
+  is judged by its PSI *above its normal*: the PSI a window as long had within the model's fit
+  data (``ctloop.core.drift_normal``), so weather and trailing rates, which move every week, fire
+  when they move more than they did in training;
 - **performance**: AUC from the two outcome histograms (ties within a bucket count one half),
   Brier from the squared-error sum, calibration as mean predicted minus observed delay rate;
 - **policy** (``[monitor]``): drift above threshold, performance below floor, a champion trained
@@ -27,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ctloop.config import MonitorSettings
+from ctloop.contract import buckets
 
 PSI_FLOOR = 1e-4
 """Shares are floored before the logarithm: an empty bucket on one side must not be infinite."""
@@ -92,9 +96,9 @@ class Counts:
             return now - before if now >= before else now
 
         out = Counts(self.version)
-        for name, buckets in self.features.items():
+        for name, counted in self.features.items():
             old = earlier.features.get(name, {})
-            out.features[name] = {b: sub(v, old.get(b, 0.0)) for b, v in buckets.items()}
+            out.features[name] = {b: sub(v, old.get(b, 0.0)) for b, v in counted.items()}
         out.predictions = {b: sub(v, earlier.predictions.get(b, 0.0)) for b, v in self.predictions.items()}
         for outcome, les in self.feedback_le.items():
             old_le = earlier.feedback_le.get(outcome, {})
@@ -172,22 +176,35 @@ def performance(counts: Counts) -> Performance | None:
 
 @dataclass(frozen=True)
 class Drift:
-    """PSI per feature (with the rows behind it) and on the prediction."""
+    """PSI per feature (with the rows behind it) and on the prediction, and their normals.
+
+    A normal is the PSI a window of the same length had within the model's fit data
+    (``ctloop.core.drift_normal``); a model trained without one has normals of zero, and its
+    features are judged on raw PSI.
+    """
 
     rows: int
     features: dict[str, float]
     prediction: float
+    normal: dict[str, float] = field(default_factory=dict)
+    prediction_normal: float = 0.0
+
+    def above_normal(self) -> dict[str, float]:
+        """Each feature's PSI minus its normal."""
+        return {name: value - self.normal.get(name, 0.0) for name, value in self.features.items()}
 
     def worst(self, n: int = 3) -> list[tuple[str, float]]:
-        """The ``n`` most drifted features."""
-        return sorted(self.features.items(), key=lambda kv: -kv[1])[:n]
+        """The ``n`` features furthest above their normal, with that excess."""
+        return sorted(self.above_normal().items(), key=lambda kv: -kv[1])[:n]
 
 
 def drift(counts: Counts, reference: Mapping[str, Any]) -> Drift:
-    """PSI of the window against the model's ``reference_fractions`` (metadata written at training)."""
+    """PSI of the window against the model's ``reference_fractions`` (metadata written at training), and its normals."""
     features = {name: psi(counts.features.get(name, {}), ref) for name, ref in reference["features"].items() if ref}
     prediction = psi(counts.predictions, reference["prediction"]["fractions"])
-    return Drift(int(counts.rows()), features, prediction)
+    normal = reference.get(buckets.NORMAL) or {}
+    normals = {name: float(v) for name, v in (normal.get("features") or {}).items() if name in features}
+    return Drift(int(counts.rows()), features, prediction, normals, float(normal.get("prediction", 0.0)))
 
 
 Policy = MonitorSettings
@@ -220,20 +237,31 @@ class Decision:
 
 
 def _drift_triggers(d: Drift, policy: Policy, found: Found) -> None:
+    worst = d.worst(5)
     found.numbers.update(
         rows=d.rows,
         prediction_psi=round(d.prediction, 4),
-        worst_feature_psi={k: round(v, 4) for k, v in d.worst(5)},
+        prediction_normal_psi=round(d.prediction_normal, 4),
+        worst_feature_psi={k: round(d.features[k], 4) for k, _ in worst},
+        worst_feature_normal_psi={k: round(d.normal.get(k, 0.0), 4) for k, _ in worst},
     )
     if d.rows < policy.min_rows:
         found.reasons.append(f"only {d.rows} flights scored (< {policy.min_rows}): drift not judged")
         return
     ignored = set(policy.drift_ignore)
-    drifted = sorted(f for f, v in d.features.items() if v > policy.max_feature_psi and f not in ignored)
+    limit = policy.max_feature_psi_above_normal
+    above = d.above_normal()
+    drifted = sorted((f for f, v in above.items() if v > limit and f not in ignored), key=lambda f: -above[f])
+    found.numbers["drifted_features"] = drifted
     if len(drifted) >= policy.min_drifted_features:
-        found.add("drift", f"{len(drifted)} features with PSI > {policy.max_feature_psi}: {', '.join(drifted[:6])}")
-    if d.prediction > policy.max_prediction_psi:
-        found.add("prediction_drift", f"prediction PSI {d.prediction:.3f} > {policy.max_prediction_psi}")
+        named = ", ".join(f"{f} (PSI {d.features[f]:.2f}, normal {d.normal.get(f, 0.0):.2f})" for f in drifted[:6])
+        found.add("drift", f"{len(drifted)} features with PSI above their normal by > {limit}: {named}")
+    if d.prediction - d.prediction_normal > policy.max_prediction_psi_above_normal:
+        found.add(
+            "prediction_drift",
+            f"prediction PSI {d.prediction:.3f} above its normal {d.prediction_normal:.3f} "
+            f"by > {policy.max_prediction_psi_above_normal}",
+        )
 
 
 def _performance_triggers(perf: Performance, policy: Policy, found: Found) -> None:

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ctloop.config import TrainParams
+from ctloop.config import MonitorSettings, TrainParams
 from ctloop.contract import buckets
 from ctloop.contract.layout import METADATA_FILE, ONNX_FILE
+from ctloop.core.drift_normal import normal_psi
 from ctloop.core.evaluate import LABEL
 from ctloop.core.features import as_float_matrix
 
@@ -191,12 +192,23 @@ def reference_quantiles(frame: pd.DataFrame, feature_names: list[str]) -> dict[s
 
 
 def reference_profile(
-    frame: pd.DataFrame, feature_names: list[str], cuts: dict[str, list[float]], probabilities: np.ndarray
+    frame: pd.DataFrame,
+    feature_names: list[str],
+    cuts: dict[str, list[float]],
+    probabilities: np.ndarray,
+    drift_window_s: float | None = None,
 ) -> dict[str, Any]:
-    """Share of reference rows per drift bucket, per feature and for predictions (``ctloop.contract.buckets``)."""
+    """Share of reference rows per drift bucket, per feature and for predictions (``ctloop.contract.buckets``).
+
+    With ``drift_window_s``, also each feature's normal PSI over windows that long within
+    ``frame`` (``ctloop.core.drift_normal``), under ``buckets.NORMAL``.
+    """
     features = {name: bucket_fractions(cuts[name], model_view(frame[name]).to_numpy()) for name in feature_names}
     prediction = bucket_fractions(list(buckets.PREDICTION_CUTS), probabilities)
-    return {"features": features, "prediction": {"cuts": list(buckets.PREDICTION_CUTS), "fractions": prediction}}
+    profile = {"features": features, "prediction": {"cuts": list(buckets.PREDICTION_CUTS), "fractions": prediction}}
+    if drift_window_s is not None:
+        profile[buckets.NORMAL] = normal_psi(frame, feature_names, cuts, probabilities, drift_window_s, model_view)
+    return profile
 
 
 def bucket_fractions(cuts: list[float], values: np.ndarray) -> dict[str, float]:
@@ -244,8 +256,17 @@ class ModelBundle:
         return list(self.metadata["feature_names"])
 
 
-def train(ts: TrainingSet, end: date, params: TrainParams) -> tuple[ModelBundle, dict[str, float]]:
-    """Fit on the fit split and export; return the bundle and training metrics."""
+def train(
+    ts: TrainingSet, end: date, params: TrainParams, drift_window_s: float | None = None
+) -> tuple[ModelBundle, dict[str, float]]:
+    """Fit on the fit split and export; return the bundle and training metrics.
+
+    The drift reference (bucket shares and each feature's normal PSI over windows of
+    ``drift_window_s``, the monitor's window: by default ``[monitor] window``'s default) comes
+    from the fit split alone.
+    """
+    if drift_window_s is None:
+        drift_window_s = MonitorSettings().window_s
     fit, held = split(ts, end, params.eval_days)
     model = fit_model(fit, ts.feature_names, params)
     onnx_bytes = to_onnx(model, len(ts.feature_names))
@@ -262,7 +283,11 @@ def train(ts: TrainingSet, end: date, params: TrainParams) -> tuple[ModelBundle,
         "positive_rate": float(fit[LABEL].mean()),
         "reference_quantiles": cuts,
         "reference_fractions": reference_profile(
-            fit, ts.feature_names, cuts, onnx_predict(onnx_bytes, as_float_matrix(fit, ts.feature_names))
+            fit,
+            ts.feature_names,
+            cuts,
+            onnx_predict(onnx_bytes, as_float_matrix(fit, ts.feature_names)),
+            drift_window_s,
         ),
         "onnx_max_abs_diff": parity,  # ONNX vs scikit-learn on the evaluation rows
     }

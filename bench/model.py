@@ -1,0 +1,103 @@
+"""The model against its baseline, month by month (``make bench BENCH_ARGS="--only model"``).
+
+For every month of 2013 from February, a candidate is trained as a retrain would train it: on
+the ``[monitor] train_window_days`` days ending on the month's last day (from Jan 1 while the
+year is younger), with that month (the last ``[train] eval_days`` days) held out. On the
+held-out days it is scored beside the logistic-regression baseline the evaluate step fits on the
+same fit days (scheduled hour and carrier). The goal: the candidate beats the baseline in AUC
+and in Brier score on every month.
+
+The year's training set is built once, point in time, by the pipeline's own steps (ingest, the
+offline feature tables, Feast's historical retrieval); each window is a slice of it, which gives
+the same rows and features as a pipeline run on that window.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctloop.app import pipeline_steps
+from ctloop.config import Settings
+from ctloop.core import data
+from ctloop.core import evaluate as ev
+from ctloop.core import train as core
+from ctloop.core.features import as_float_matrix
+
+YEAR_START, YEAR_END = date(2013, 1, 1), date(2013, 12, 31)
+
+
+def month_ends() -> list[date]:
+    """The last day of every month from February to December 2013."""
+    firsts = [date(2013, month, 1) for month in range(3, 13)] + [date(2014, 1, 1)]
+    return [first - timedelta(days=1) for first in firsts]
+
+
+def year_training_set(settings: Settings, work: Path) -> core.TrainingSet:
+    """Every 2013 flight with its point-in-time features and label."""
+    start, end = YEAR_START.isoformat(), YEAR_END.isoformat()
+    snapshot = data.ingest(data.Window.parse(start, end), settings.features.history_days, work / "snapshot")
+    pipeline_steps.write_features(settings, Path(snapshot.path), start, end)
+    return pipeline_steps.training_set(settings, Path(snapshot.path), start, end)
+
+
+def month(ts: core.TrainingSet, end: date, settings: Settings) -> dict[str, Any]:
+    """Candidate and baseline on the month ending ``end``, trained on the retrain window before it."""
+    start = max(YEAR_START, end - timedelta(days=settings.monitor.train_window_days - 1))
+    day = ts.frame["sched_dep_local"].str.slice(0, 10)
+    window = core.TrainingSet(
+        ts.frame.loc[(day >= start.isoformat()) & (day <= end.isoformat())].reset_index(drop=True),
+        ts.feature_names,
+        ts.layout,
+    )
+    params = settings.train
+    fit, held = core.split(window, end, params.eval_days)
+    model = core.fit_model(fit, ts.feature_names, params)
+    onnx = core.to_onnx(model, len(ts.feature_names))
+    p = core.onnx_predict(onnx, as_float_matrix(held, ts.feature_names))  # as served
+    base = core.fit_baseline(fit, params.seed)
+    p_base = np.asarray(base.predict_proba(core.baseline_features(held))[:, 1], dtype=np.float64)
+    y = held[ev.LABEL].to_numpy()
+    candidate, baseline = ev.score(y, p), ev.score(y, p_base)
+    return {
+        "month": end.strftime("%Y-%m"),
+        "train_window": f"{start}..{end}",
+        "evaluation_window": f"{core.eval_start(end, params.eval_days)}..{end}",
+        "rows": len(held),
+        "candidate": {"auc": candidate.auc, "brier": candidate.brier, "log_loss": candidate.log_loss},
+        "baseline": {"auc": baseline.auc, "brier": baseline.brier, "log_loss": baseline.log_loss},
+        "beats_baseline": bool(candidate.auc > baseline.auc and candidate.brier < baseline.brier),
+    }
+
+
+def run(settings: Settings, work: Path) -> dict[str, Any]:
+    """Every month's figures; the year's training set is built once in ``work``."""
+    settings = settings.replace(paths=replace(settings.paths, data_dir=str(work)))
+    began = time.perf_counter()
+    ts = year_training_set(settings, work)
+    built = time.perf_counter() - began
+    months = [month(ts, end, settings) for end in month_ends()]
+    return {
+        "months": months,
+        "months_beating_baseline": sum(m["beats_baseline"] for m in months),
+        "training_set_s": round(built, 1),
+        "params": asdict(settings.train),
+        "train_window_days": settings.monitor.train_window_days,
+    }
+
+
+def rows(result: dict[str, Any]) -> list[tuple[str, float, float, float]]:
+    """Each month's AUC and Brier beside the baseline's (ratio: candidate / baseline)."""
+    out = []
+    for m in result["months"]:
+        c, b = m["candidate"], m["baseline"]
+        out.append((f"{m['month']} AUC: candidate vs logistic baseline", c["auc"], b["auc"], c["auc"] / b["auc"]))
+        out.append(
+            (f"{m['month']} Brier: candidate vs logistic baseline", c["brier"], b["brier"], c["brier"] / b["brier"])
+        )
+    return out
