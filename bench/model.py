@@ -7,9 +7,10 @@ held-out days it is scored beside the logistic-regression baseline the evaluate 
 same fit days (scheduled hour and carrier). The goal: the candidate beats the baseline in AUC
 and in Brier score on every month.
 
-The year's training set is built once, point in time, by the pipeline's own steps (ingest, the
-offline feature tables, Feast's historical retrieval); each window is a slice of it, which gives
-the same rows and features as a pipeline run on that window.
+The year's training set is built once, point in time, by the pipelines' own steps (the feature
+pipeline's days appended to the offline store, the training pipeline's ingest, Feast's historical
+retrieval); each window is a slice of it, which gives the same rows and features as a pipeline run
+on that window.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ctloop.app import pipeline_steps
+from ctloop.app import feature_steps, pipeline_steps
 from ctloop.config import Settings
 from ctloop.core import data
 from ctloop.core import evaluate as ev
@@ -42,7 +43,7 @@ def year_training_set(settings: Settings, work: Path) -> core.TrainingSet:
     """Every 2013 flight with its point-in-time features and label."""
     start, end = YEAR_START.isoformat(), YEAR_END.isoformat()
     snapshot = data.ingest(data.Window.parse(start, end), settings.features.history_days, work / "snapshot")
-    pipeline_steps.write_features(settings, Path(snapshot.path), start, end)
+    feature_steps.run_in_process(settings, feature_steps.window_days(start, end), work / "features", online=False)
     return pipeline_steps.training_set(settings, Path(snapshot.path), start, end)
 
 
