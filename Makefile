@@ -117,8 +117,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-validate-pipeline: setup ## compile the pipeline to KFP IR (fails on a wiring or typing error)
+validate-pipeline: setup ## compile both pipelines to KFP IR (fails on a wiring or typing error)
 	$(BIN)/ctloop pipeline compile --output data/ci/pipeline.yaml --image-tag check >/dev/null
+	$(BIN)/ctloop pipeline compile --pipeline features --output data/ci/features.yaml --image-tag check >/dev/null
 
 validate: setup ## render every overlay; kubernetes-validate, CRD schemas, checkov, promtool; hadolint on the images
 	$(BIN)/hadolint --failure-threshold warning images/*/Dockerfile

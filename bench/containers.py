@@ -69,6 +69,7 @@ def pipelines(settings: Settings, tag: str, work: Path) -> dict[str, list[float]
         for runner, seconds in times.items():
             folder = work / f"{runner}-{attempt}"
             run_settings = settings.replace(paths=replace(settings.paths, data_dir=str(folder)))
+            local.features_for_window(run_settings, START, END, git_sha=tag, runner="subprocess")  # what training reads
             seconds.append(local.run(run_settings, START, END, git_sha=tag, runner=runner).seconds)
     return times
 

@@ -14,9 +14,10 @@ day before, only flights that had landed by that midnight), then it scores the w
 Beside it, the static champion (trained once on ``[replay] first_start..first_end``) scores the
 same flights. Both train offline, without serving; AUC and Brier are per quarter.
 
-The year's training set is built once, point in time, by the pipeline's own steps (ingest, the
-offline feature tables, Feast's historical retrieval); each window is a slice of it, which gives
-the same rows and features as a pipeline run on that window.
+The year's training set is built once, point in time, by the pipelines' own steps (the feature
+pipeline's days appended to the offline store, the training pipeline's ingest, Feast's historical
+retrieval); each window is a slice of it, which gives the same rows and features as a pipeline run
+on that window.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ctloop.app import pipeline_steps
+from ctloop.app import feature_steps, pipeline_steps
 from ctloop.config import Settings, TrainParams
 from ctloop.core import data
 from ctloop.core import evaluate as ev
@@ -51,7 +52,7 @@ def year_training_set(settings: Settings, work: Path) -> core.TrainingSet:
     """Every 2013 flight with its point-in-time features, label and ``outcome_known_at`` (its landing)."""
     start, end = YEAR_START.isoformat(), YEAR_END.isoformat()
     snapshot = data.ingest(data.Window.parse(start, end), settings.features.history_days, work / "snapshot")
-    pipeline_steps.write_features(settings, Path(snapshot.path), start, end)
+    feature_steps.run_in_process(settings, feature_steps.window_days(start, end), work / "features", online=False)
     ts = pipeline_steps.training_set(settings, Path(snapshot.path), start, end)
     flights, _, _ = data.read_snapshot(Path(snapshot.path))
     known = flights.loc[:, ["flight_id", "outcome_known_at"]]

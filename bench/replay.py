@@ -1,9 +1,11 @@
 """``make bench BENCH_ARGS="--only replay"``: the full continuous-training replay, timed by stage.
 
 The whole of ``ctloop replay`` (first champion, serving stack, Apr–Dec hour by hour with
-feedback, daily monitor passes, every retrain through kfp.local, the static champion's scores,
-the report), against a goal of 5 minutes; each monitoring pass that
-started no retrain against 1 s; the loop's AUC per quarter against the static champion's.
+feedback, daily monitor passes, the feature pipeline every ``[replay] features_every_days`` and
+before each retrain, every retrain through kfp.local, the static champion's scores, the report)
+against the goal of 240 s; each monitoring pass that started no retrain
+against 1 s; the loop's AUC and Brier per quarter against the static champion's; the gate's
+decisions.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import Any
 from ctloop.adapters import services
 from ctloop.app import replay
 from ctloop.config import Settings
-from ctloop.pipelines.local import LocalRetrainer
+from ctloop.pipelines.local import LocalFeatures, LocalRetrainer
 
-GOAL_S = 300.0
+GOAL_S = 240.0
 PASS_GOAL_S = 1.0
 
 
@@ -33,7 +35,7 @@ def run(base: Settings, work: Path) -> dict[str, Any]:
         ),
         replay=replace(base.replay, data_dir=str(work / "replay"), report_dir=str(work / "report")),
     )
-    return replay.run(settings, LocalRetrainer(git_sha="bench"), quick=False).summary
+    return replay.run(settings, LocalRetrainer(git_sha="bench"), LocalFeatures(git_sha="bench"), quick=False).summary
 
 
 def rows(summary: dict[str, Any]) -> list[tuple[str, float, float, float]]:
@@ -41,7 +43,7 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, float, float, float]]:
     passes = summary["monitor_pass_s"]
     month = passes["four_weeks"]
     out = [
-        ("full replay Apr-Dec wall s vs goal 300 s", summary["wall_s"], GOAL_S, summary["wall_s"] / GOAL_S),
+        (f"full replay Apr-Dec wall s vs goal {GOAL_S:.0f} s", summary["wall_s"], GOAL_S, summary["wall_s"] / GOAL_S),
         (
             f"monitor pass over 4 weeks ({month['flights']:,.0f} flights) s vs 1 s",
             month["seconds"],

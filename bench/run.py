@@ -1,15 +1,19 @@
 """``make bench``: each figure next to its baseline measured in the same run, with the ratio.
 
-Scenario ``pipeline_full_year``: the whole of 2013 (336,776 flights) ingest → register, once
-through ``kfp.local`` (each step its own process, as on a cluster) and once as the same step
-functions called directly in one process (the baseline).
+Scenario ``pipeline`` (``pipeline_full_year.json``, ``features_day.json``): the feature pipeline
+appends 2013 to an empty offline store, then the training pipeline reads the whole of 2013
+(336,776 flights) ingest → register, once through ``kfp.local`` (each step its own process, as on
+a cluster) and once as the same step functions called directly in one process (the baseline);
+then one more day of the feature pipeline, both ways. Each kfp.local task's peak memory is
+reported.
 
 Scenario ``serving`` (``bench/serving.py``): the champion the direct run registered, served by
 our Seldon model class against Seldon's own ceiling, a bare Flask app, Seldon + scikit-learn,
 with and without Feast enrichment and in batches.
 
 Scenario ``replay`` (``bench/replay.py``): the full continuous-training replay, against the
-5-minute goal, with the time split by stage.
+240 s goal, with the time split by stage, the AUC and Brier per quarter (loop vs static
+champion) and every gate decision.
 
 Scenario ``containers`` (``bench/containers.py``): image builds and sizes, the pipeline in its
 containers against subprocesses, the serving container's memory. Results go to ``bench/results/``.
@@ -30,14 +34,19 @@ from pathlib import Path
 from typing import Any
 
 from ctloop.adapters import services
-from ctloop.app import pipeline_steps
+from ctloop.app import feature_steps, pipeline_steps
 from ctloop.config import Settings
 from ctloop.core import data
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 START, END = "2013-01-01", "2013-12-31"
-GOAL_S, LIMIT_S, OVERHEAD_GOAL = 30.0, 60.0, 1.5
+GOAL_S, LIMIT_S, OVERHEAD_GOAL = 20.0, 60.0, 1.3
+DAY_GOAL_S = 5.0
+PEAK_LIMIT_MIB = 2048
+BACKFILL = "2012-12-31..2013-12-30"
+"""The partitions the full-year window reads (``start - 1 .. end``) but its last: one more day is measured alone."""
+ONE_DAY = "2013-12-31"
 MACHINE = {"cpus": os.cpu_count(), "python": platform.python_version()}
 
 
@@ -51,6 +60,7 @@ def _settings(data_dir: Path, port: int) -> Settings:
 def direct(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
     """The pipeline's steps called in one process; seconds per step and the evaluation document."""
     times: dict[str, float] = {}
+    lineage_features: dict[str, str] = {}
     lineage = {
         "git_sha": "bench",
         "pipeline_version": "bench",
@@ -69,8 +79,13 @@ def direct(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
         "ingest", data.ingest, data.Window.parse(START, END), settings.features.history_days, work / "snapshot"
     )
     step("validate", pipeline_steps.validate, Path(result.path), result.sha256, START, END)
-    step("materialize", pipeline_steps.materialize, settings, Path(result.path), START, END)
-    ts = step("training-set", pipeline_steps.training_set, settings, Path(result.path), START, END)
+
+    def read_features() -> Any:  # what the training set task does: the rows, the lineage, the retrieval
+        rows = pipeline_steps.training_rows(Path(result.path), START, END)
+        lineage_features.update(feature_steps.read_lineage(settings, *pipeline_steps.departure_days(rows, START, END)))
+        return pipeline_steps.features_for(settings, rows)
+
+    ts = step("training-set", read_features)
     ts.save(work / "training_set")
     from ctloop.core import train as core
 
@@ -92,16 +107,25 @@ def direct(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
             settings,
             work / "model",
             evaluation.document,
-            {**lineage, "data_sha256": result.sha256},
+            {**lineage, "data_sha256": result.sha256, **lineage_features},
             True,
         )
     return times, evaluation.document
 
 
-def pipeline(settings: Settings) -> tuple[float, dict[str, float]]:
-    """The same window through kfp.local; total seconds and seconds per task (from its log)."""
-    from ctloop.pipelines import local
+def features_direct(settings: Settings, days: str) -> float:
+    """The feature pipeline's steps for ``days`` called in one process (online store included); seconds."""
+    began = time.perf_counter()
+    feature_steps.run_in_process(settings, days, settings.data_dir / "direct-features" / days.replace("..", "_"))
+    return time.perf_counter() - began
 
+
+Timed = tuple[float, dict[str, float], dict[str, int]]
+"""Seconds, seconds per task, peak MiB per task."""
+
+
+def timed_run(start_run: Any) -> Timed:
+    """Run a kfp.local pipeline (``start_run(callback)``); total seconds, seconds and peak memory per task."""
     marks: dict[str, float] = {}
     per_task: dict[str, float] = {}
 
@@ -112,17 +136,69 @@ def pipeline(settings: Settings) -> tuple[float, dict[str, float]]:
         else:
             per_task[task] = now - marks.get(task, now)
 
-    run = local.run(settings, START, END, git_sha="bench", callback=on_event)
-    return run.seconds, per_task
+    run = start_run(on_event)
+    return run.seconds, per_task, dict(run.peak_mib)
 
 
-def pipeline_report(steps: dict[str, float], document: dict[str, Any], total: float, tasks: dict[str, float]) -> None:
+def pipeline(settings: Settings) -> dict[str, Timed]:
+    """Through kfp.local: the year's features appended, the training pipeline on the year, one more day."""
+    from ctloop.pipelines import local
+
+    return {
+        "features_year": timed_run(lambda cb: local.run_features(settings, BACKFILL, git_sha="bench", callback=cb)),
+        "features_day": timed_run(lambda cb: local.run_features(settings, ONE_DAY, git_sha="bench", callback=cb)),
+        "training": timed_run(lambda cb: local.run(settings, START, END, git_sha="bench", callback=cb)),
+    }
+
+
+def features_report(runs: dict[str, Timed], direct_s: dict[str, float]) -> None:
+    """Print the feature pipeline's figures and write ``features_day.json``."""
+    day_s, day_tasks, day_peaks = runs["features_day"]
+    year_s, _, year_peaks = runs["features_year"]
+    rows = [
+        (f"one day ({ONE_DAY}) of flight-features, kfp.local (s)", day_s, direct_s["day"], day_s / direct_s["day"]),
+        (f"one day of flight-features (s) vs goal {DAY_GOAL_S:.0f} s", day_s, DAY_GOAL_S, day_s / DAY_GOAL_S),
+        (f"{BACKFILL} backfill, kfp.local (s)", year_s, direct_s["year"], year_s / direct_s["year"]),
+    ]
+    table(rows)
+    print(f"\n{'task':22} {'one day (s)':>12} {'peak MiB day':>13} {'peak MiB year':>14}")
+    for name in day_tasks:
+        print(f"{name:22} {day_tasks[name]:12.1f} {day_peaks.get(name, 0):13} {year_peaks.get(name, 0):14}")
+    out = {
+        "scenario": "features_day",
+        "machine": MACHINE,
+        "day": ONE_DAY,
+        "kfp_local_s": round(day_s, 2),
+        "direct_s": round(direct_s["day"], 2),
+        "ratio": round(day_s / direct_s["day"], 3),
+        "goal_s": DAY_GOAL_S,
+        "steps_kfp_local_s": {k: round(v, 2) for k, v in day_tasks.items()},
+        "peak_mib_day": day_peaks,
+        "backfill": BACKFILL,
+        "backfill_kfp_local_s": round(year_s, 2),
+        "backfill_direct_s": round(direct_s["year"], 2),
+        "peak_mib_backfill": year_peaks,
+        "peak_limit_mib": PEAK_LIMIT_MIB,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write("features_day.json", out)
+
+
+def pipeline_report(steps: dict[str, float], document: dict[str, Any], training: Timed) -> None:
     """Print the pipeline figures and write ``pipeline_full_year.json``."""
+    total, tasks, peaks = training
     total_direct = sum(steps.values())
     ratio = total / total_direct
     model, baseline = document["candidate"]["overall"], document["baseline"]["overall"]
     rows = [
         ("full year ingest → register, kfp.local (s)", total, total_direct, ratio),
+        (f"full year training pipeline (s) vs goal {GOAL_S:.0f} s", total, GOAL_S, total / GOAL_S),
+        (
+            f"largest task peak memory (MiB) vs {PEAK_LIMIT_MIB}",
+            max(peaks.values(), default=0),
+            PEAK_LIMIT_MIB,
+            max(peaks.values(), default=0) / PEAK_LIMIT_MIB,
+        ),
         ("AUC held-out Dec 2013: model vs LR baseline", model["auc"], baseline["auc"], model["auc"] / baseline["auc"]),
         (
             "Brier held-out Dec 2013: model vs baseline",
@@ -134,9 +210,12 @@ def pipeline_report(steps: dict[str, float], document: dict[str, Any], total: fl
     table(rows)
     print(f"  pipeline goal ≤ {GOAL_S:.0f} s (limit {LIMIT_S:.0f} s), orchestration overhead ≤ {OVERHEAD_GOAL}×")
     print(f"  ONNX vs scikit-learn max |Δp| on the evaluation rows: {document['onnx_max_abs_diff']:.1e}")
-    print(f"\n{'step':16} {'kfp.local (s)':>14} {'direct (s)':>11}")
-    for name in steps.keys() | tasks.keys():
-        print(f"{name:16} {tasks.get(name, float('nan')):14.1f} {steps.get(name, float('nan')):11.1f}")
+    print(f"\n{'step':16} {'kfp.local (s)':>14} {'direct (s)':>11} {'peak MiB':>9}")
+    for name in tasks.keys() | steps.keys():
+        print(
+            f"{name:16} {tasks.get(name, float('nan')):14.1f} {steps.get(name, float('nan')):11.1f}"
+            f" {peaks.get(name, 0):9}"
+        )
     out = {
         "scenario": "pipeline_full_year",
         "window": f"{START}..{END}",
@@ -154,6 +233,8 @@ def pipeline_report(steps: dict[str, float], document: dict[str, Any], total: fl
         "onnx_max_abs_diff": document["onnx_max_abs_diff"],
         "steps_direct_s": {k: round(v, 2) for k, v in steps.items()},
         "steps_kfp_local_s": {k: round(v, 2) for k, v in tasks.items()},
+        "peak_mib": peaks,
+        "peak_limit_mib": PEAK_LIMIT_MIB,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write("pipeline_full_year.json", out)
@@ -191,6 +272,17 @@ def replay_report(work: Path) -> None:
     table(replay.rows(summary))
     print(replay.stages(summary))
     keep = ("period", "flights", "retrains", "promotions", "not_blessed", "failed", "versions_served", "quarters")
+    decisions = [
+        {
+            "at": e["at"],
+            "triggers": e["triggers"],
+            "window": e["window"],
+            "outcome": e["outcome"],
+            "new_version": e["new_version"],
+            "gate_reasons": e["gate_reasons"],
+        }
+        for e in summary["events"]
+    ]
     out = {
         "scenario": "replay",
         "machine": MACHINE,
@@ -199,6 +291,8 @@ def replay_report(work: Path) -> None:
         "monitor_pass_s": summary["monitor_pass_s"],
         "latency_ms": summary["latency_ms"],
         **{k: summary[k] for k in keep},
+        "features_every_days": summary.get("features_every_days"),
+        "gate_decisions": decisions,
         "figures": [
             {"figure": name, "value": value, "baseline": base, "ratio": ratio}
             for name, value, base, ratio in replay.rows(summary)
@@ -299,10 +393,14 @@ def main() -> None:
     redis = services.start_redis(port, tmp / "redis")
     try:
         direct_settings = _settings(tmp / "direct", port)
+        # the year's partitions: what the training pipeline reads (timed for the feature pipeline's figures)
+        features_s = {"year": features_direct(direct_settings, BACKFILL)}
+        features_s["day"] = features_direct(direct_settings, ONE_DAY)
         steps, document = direct(direct_settings)
         if args.only != "serving":
-            total, tasks = pipeline(_settings(tmp / "pipeline", port))
-            pipeline_report(steps, document, total, tasks)
+            runs = pipeline(_settings(tmp / "pipeline", port))
+            pipeline_report(steps, document, runs["training"])
+            features_report(runs, features_s)
         if args.only != "pipeline":
             from bench import serving
 

@@ -1,8 +1,10 @@
 """Feast definitions for the flight-delay model family.
 
-Declarations only. Offline sources are parquet tables written by the pipeline's feature step;
-their paths here are file names that ctloop resolves against the environment's offline data
-location (``[features] offline_uri``: a local folder, or ``s3://...`` on a cluster).
+Declarations only. Offline sources are parquet tables written by the feature pipeline
+(``flight-features``): the hourly and daily views read a table partitioned by New York day, the
+plane view a static table. Their paths here are relative; ctloop resolves them against the
+environment's offline data location (``[features] offline_uri``: a local folder, or ``s3://...``
+on a cluster).
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, String
 from feast.value_type import ValueType
 
+from ctloop.core.partitions import partitioned_path
+
 OWNER = "ml-platform@ctloop.dev"
 
 
-def _source(name: str) -> FileSource:
+def _source(name: str, partitioned: bool = True) -> FileSource:
     return FileSource(
         name=f"{name}_source",
-        path=f"{name}.parquet",
+        path=partitioned_path(name) if partitioned else f"{name}.parquet",
         timestamp_field="event_timestamp",
     )
 
@@ -34,7 +38,7 @@ tailnum = Entity(name="tailnum", join_keys=["tailnum"], value_type=ValueType.STR
 weather_source = _source("origin_weather")
 carrier_delay_source = _source("carrier_delay")
 route_delay_source = _source("route_delay")
-plane_source = _source("plane")
+plane_source = _source("plane", partitioned=False)
 
 origin_weather_fv = FeatureView(
     name="origin_weather",

@@ -240,7 +240,7 @@ def main() -> None:
     parser.add_argument("--kubectl", required=True)
     parser.add_argument("--checkov", required=True)
     parser.add_argument("--kubernetes-validate", default=str(Path(sys.executable).parent / "kubernetes-validate"))
-    parser.add_argument("--promtool", default=shutil.which("promtool") or "promtool")
+    parser.add_argument("--promtool", default=shutil.which("promtool") or str(Path(sys.executable).parent / "promtool"))
     args = parser.parse_args()
     tools = {
         "kubectl": args.kubectl,

@@ -47,10 +47,11 @@ pipeline-package: $(VENV)/.synced ## compile the pipeline for the platform image
 	@test -f $(CONFIG) || { echo "error: $(CONFIG) not found (the settings of ENV=$(ENV))" >&2; exit 1; }
 	$(BIN)/ctloop pipeline compile --output $(PIPELINE_PACKAGE) --image-tag $(SHA) --config $(CONFIG)
 
-pipeline-upload: $(VENV)/.synced ## upload the pipeline as version SHA to KFP (KFP_HOST=..., ENV= picks the settings)
+pipeline-upload: $(VENV)/.synced ## upload both pipelines as version SHA to KFP (KFP_HOST=..., ENV= picks the settings)
 	@test -n "$(KFP_HOST)" || { echo "error: set KFP_HOST (e.g. http://localhost:8080), or run it under scripts/with_kfp.sh" >&2; exit 1; }
 	@test -f $(CONFIG) || { echo "error: $(CONFIG) not found (the settings of ENV=$(ENV))" >&2; exit 1; }
 	$(BIN)/ctloop pipeline upload --host $(KFP_HOST) --pipeline-version $(SHA) --config $(CONFIG)
+	$(BIN)/ctloop pipeline upload --host $(KFP_HOST) --pipeline-version $(SHA) --config $(CONFIG) --pipeline features
 
 set-image-tag: $(VENV)/.synced ## set both images' newTag in overlay ENV to SHA (PIN_DIGESTS=1: and their registry digests)
 	$(require_env)

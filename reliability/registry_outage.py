@@ -19,6 +19,7 @@ The outage lands at the same place every time, with no timing involved:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -171,6 +172,7 @@ def pipeline_with_outage_at(
             server.kill()
             killed_at.append(time.monotonic())
 
+    local.features_for_window(settings, start, end, git_sha=GIT_SHA)  # the partitions training reads
     root = settings.data_dir / "kfp"
     before = {p.name for p in root.iterdir()} if root.is_dir() else set()
     began = time.monotonic()
@@ -205,6 +207,7 @@ def register_inputs(job_dir: Path, start: str, end: str) -> tuple[Path, dict[str
         "pipeline_run": run.job_name,
         "data_sha256": str(run.artifact_metadata("ingest", "snapshot")["sha256"]),
         "window": f"{start}..{end}",
+        **json.loads(run.output("training-set") or "{}"),  # the feature partitions read and their hash
     }
     return model_dir, document, lineage
 

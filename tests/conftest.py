@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ctloop.adapters import featurestore, services
-from ctloop.app import pipeline_steps
+from ctloop.app import feature_steps, pipeline_steps
 from ctloop.config import Settings
 from ctloop.core import data
 from tests.recording import Recorder, recording_server
@@ -68,9 +68,10 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory, window: data.Window) -> d
 
 
 @pytest.fixture(scope="session")
-def materialized(settings: Settings, snapshot: data.IngestResult) -> Settings:
-    """Feature tables written, definitions applied, online store loaded to the window's end."""
-    pipeline_steps.materialize(settings, Path(snapshot.path), START, END)
+def materialized(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The window's day partitions appended by the feature pipeline's steps, definitions applied, loaded online."""
+    days = feature_steps.window_days(START, END)
+    feature_steps.run_in_process(settings, days, tmp_path_factory.mktemp("features"))
     return settings
 
 

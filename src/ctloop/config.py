@@ -16,6 +16,8 @@ from typing import Any, Self
 
 TRAINING_PIPELINE = "flight-delay-training"
 """The training pipeline's name (``src/ctloop/pipelines/training.py``): on the KFP server and in lineage."""
+FEATURE_PIPELINE = "flight-features"
+"""The feature pipeline's name (``src/ctloop/pipelines/features.py``): on the KFP server."""
 
 
 class ConfigError(ValueError):
@@ -139,6 +141,9 @@ class ReplaySettings:
     quick_sample: float = 0.2
     sample_seed: int = 13
     monitor_every_days: int = 1
+    features_every_days: int = 7
+    """The feature pipeline appends the days that ended, every this many days at local midnight
+    (0: only the days a retrain or the final scoring needs, when they need them)."""
     data_dir: str = "data/replay"
     report_dir: str = "reports/replay"
 
@@ -148,6 +153,8 @@ class ReplaySettings:
             raise ConfigError(f"[replay] quick_sample must be in (0, 1], got {self.quick_sample}")
         if self.monitor_every_days < 1:
             raise ConfigError(f"[replay] monitor_every_days must be >= 1, got {self.monitor_every_days}")
+        if self.features_every_days < 0:
+            raise ConfigError(f"[replay] features_every_days must be >= 0, got {self.features_every_days}")
 
 
 @dataclass(frozen=True)

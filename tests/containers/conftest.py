@@ -17,7 +17,7 @@ import pytest
 from ctloop.adapters import containers, services
 from ctloop.cli.shell import git_sha
 from ctloop.config import Settings
-from ctloop.pipelines.local import LocalRun, run
+from ctloop.pipelines.local import LocalRun, features_for_window, run
 from tests.conftest import ROOT
 
 ENABLED = os.environ.get("CTLOOP_CONTAINERS") == "1"
@@ -82,5 +82,6 @@ def ours(podman: containers.Podman) -> list[str]:
 
 @pytest.fixture(scope="session")
 def trained(box_settings: Settings, box_redis: services.Redis, tag: str) -> LocalRun:
-    """The training pipeline on 2013 Jan-Mar, every task in the platform image."""
+    """The feature pipeline, then the training pipeline on 2013 Jan-Mar, every task in the platform image."""
+    features_for_window(box_settings, "2013-01-01", "2013-03-31", git_sha=tag, runner="container")
     return run(box_settings, "2013-01-01", "2013-03-31", git_sha=tag, runner="container")

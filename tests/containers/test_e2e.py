@@ -40,7 +40,7 @@ def get(url: str) -> tuple[int, str]:
 
 
 def test_the_pipeline_in_containers_registers_a_blessed_version(box_settings, trained, tag, podman):
-    """All eight tasks ran in the image; the gate blessed the model; v1 carries the image's SHA."""
+    """All seven tasks ran in the image; the gate blessed the model; v1 carries the image's SHA."""
     assert trained.tasks == list(local.TASKS)
     assert trained.output("gate") == "blessed"
     assert trained.output("register") == "1"

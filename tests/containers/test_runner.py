@@ -3,8 +3,8 @@
 import pytest
 from kfp import dsl, local
 
+from ctloop.adapters.kfp_local import container_runner
 from ctloop.components.image import PLATFORM_IMAGE
-from ctloop.pipelines.local import container_runner
 from tests.containers.conftest import ours
 
 

@@ -105,11 +105,12 @@ def joined(lines: str) -> list[dict[str, object]]:
 
 def test_the_platform_image_joins_features_from_offline_parquet_on_s3(box_settings, trained, tag, podman, s3_endpoint):
     """Feast in the platform image, reading s3:// through the object store's endpoint, matches local files."""
-    tables = sorted((fs.feast_dir(box_settings) / "data").glob("*.parquet"))
-    assert tables, "the containerized pipeline wrote no offline tables"
+    offline = fs.feast_dir(box_settings) / "data"
+    tables = sorted(offline.rglob("*.parquet"))  # the day partitions and the static table
+    assert tables, "the containerized feature pipeline wrote no offline tables"
     client = s3_client(s3_endpoint)
     for table in tables:
-        client.upload_file(str(table), BUCKET, f"data/{table.name}")
+        client.upload_file(str(table), BUCKET, f"data/{table.relative_to(offline)}")
 
     entities = ENTITIES.assign(event_timestamp=ENTITIES["event_timestamp"].astype(str)).to_json(orient="records")
     in_pod = Settings().replace(  # the image's defaults, as a pod resolves them (root /app)
@@ -128,9 +129,7 @@ def test_the_platform_image_joins_features_from_offline_parquet_on_s3(box_settin
     local_settings = box_settings.replace(
         paths=replace(box_settings.paths, data_dir=str(Path(box_settings.data_dir) / "local-join"))
     )
-    local_settings = local_settings.replace(
-        features=replace(local_settings.features, offline_uri=str(tables[0].parent))
-    )
+    local_settings = local_settings.replace(features=replace(local_settings.features, offline_uri=str(offline)))
     done = subprocess.run(
         [sys.executable, "-c", JOIN, local_settings.to_json(), entities, json.dumps(FEATURES)],
         env={**os.environ},

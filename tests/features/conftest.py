@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from ctloop.adapters import featurestore as fs
-from ctloop.app import pipeline_steps
+from ctloop.app import feature_steps
 from ctloop.config import Settings
 from ctloop.core import data, features
 from tests.conftest import HISTORY_DAYS, make_settings
@@ -34,12 +35,15 @@ def pipeline_features(
 ) -> pd.DataFrame:
     """The pipeline's point-in-time features for ``rows`` (default: the window's flights), from ``source``.
 
-    Ingest, the offline feature tables and Feast's historical retrieval: what the training
-    pipeline's steps do before training, without the online store.
+    The feature pipeline's steps for the window's day partitions (without the online store), the
+    training ingest and Feast's historical retrieval: what the training set step reads.
     """
     snapshot = folder / "snapshot"
+    start, end = window.start.isoformat(), window.end.isoformat()
+    if source is not None:
+        settings = settings.replace(paths=replace(settings.paths, source_dir=str(source)))
+    feature_steps.run_in_process(settings, feature_steps.window_days(start, end), folder / "features", online=False)
     data.ingest(window, HISTORY_DAYS, snapshot, source)
-    pipeline_steps.write_features(settings, snapshot, window.start.isoformat(), window.end.isoformat())
     if rows is None:
         flights, _, _ = data.read_snapshot(snapshot)
         rows = data.training_rows(flights, window)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
 from feast import RepoConfig
 
 from ctloop.adapters import featurestore as fs
+from ctloop.adapters.offline_store import OfflineStore
+from ctloop.app import feature_steps
 from ctloop.core.clock import local_midnight
 from tests.conftest import END, ROOT
 from tests.online_store import online_features
@@ -65,8 +67,15 @@ def test_online_equals_offline_after_materialize(store, materialized):
     assert math.isnan(float(online.loc[2, "plane_seats"])) and online.loc[0, "plane_seats"] is not None
 
 
-def test_online_store_holds_nothing_after_the_materialized_end(store, materialized):
-    """Online weather is the last row materialized: no observation after the window's end leaks in."""
+def test_online_store_holds_nothing_after_the_materialized_end(store, materialized, tmp_path):
+    """Online weather is the last row materialized: a day appended offline only does not reach it.
+
+    The day after the window is appended to the offline store without materializing: its weather
+    is offline, and the online store still serves the last row of the window.
+    """
+    after = (pd.Timestamp(END).date() + timedelta(days=1)).isoformat()
+    if date.fromisoformat(after) not in OfflineStore(fs.offline_uri(materialized)).days():
+        feature_steps.run_in_process(materialized, after, tmp_path, online=False)
     online = online_features(
         store,
         materialized.features.feature_service,
@@ -81,11 +90,11 @@ def test_online_store_holds_nothing_after_the_materialized_end(store, materializ
             }
         ],
     )
-    weather = pd.read_parquet(fs.offline_uri(materialized) + "/origin_weather.parquet")
+    weather = OfflineStore(fs.offline_uri(materialized)).read("origin_weather")
     end = local_midnight(pd.Timestamp(END).date() + timedelta(days=1))
     last = weather[(weather["origin"] == "JFK") & (weather["event_timestamp"] <= end)].iloc[-1]
     later = weather[(weather["origin"] == "JFK") & (weather["event_timestamp"] > end)]
-    assert len(later) > 0, "the snapshot holds weather after the end, so this test can tell"
+    assert len(later) > 0, "the offline store holds weather after the end, so this test can tell"
     assert float(online.loc[0, "temp"]) == pytest.approx(float(last["temp"]))
 
 
@@ -110,7 +119,8 @@ def test_cluster_feature_store_yaml_parses_and_its_definitions_apply(tmp_path, m
     names = fs.apply(store, objects)
     assert "flight_delay_v1" in names
     sources = {fv.name: fv.batch_source.path for fv in store.list_feature_views()}
-    assert sources["origin_weather"] == "s3://ctloop-feast/data/origin_weather.parquet"
+    assert sources["origin_weather"] == "s3://ctloop-feast/data/origin_weather/day=*/part.parquet"
+    assert sources["plane"] == "s3://ctloop-feast/data/plane.parquet"
     assert fs.feature_names(store, "flight_delay_v1")[:2] == ["temp", "dewp"]
 
 

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import promtool
+
 pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = ROOT / ".venv-tools" / "bin" / "kubectl"
 CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
@@ -22,7 +25,7 @@ OVERLAYS = sorted(p.name for p in (ROOT / "manifests" / "overlays").iterdir() if
 def validate(manifests: Path, *overlays: str, config: Path = ROOT / "config") -> subprocess.CompletedProcess[str]:
     args = [sys.executable, str(ROOT / "manifests" / "validate.py"), "--manifests", str(manifests)]
     args += ["--config", str(config)]
-    args += ["--kubectl", str(KUBECTL), "--checkov", str(CHECKOV), *overlays]
+    args += ["--kubectl", str(KUBECTL), "--checkov", str(CHECKOV), "--promtool", promtool(), *overlays]
     return subprocess.run(args, capture_output=True, text=True, check=False)
 
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from ctloop.adapters import featurestore as fs
 from ctloop.adapters.registry import CHALLENGER, CHAMPION, Registry
 from ctloop.app.deploy import deploy_alias
 from ctloop.contract.layout import serving_dir
-from ctloop.core import data
+from ctloop.core import data, partitions
 from ctloop.pipelines import local
 from tests.conftest import END, START, make_settings
 
@@ -43,10 +46,59 @@ def weak(base_settings):
     )
 
 
+def store_state(settings) -> dict[str, object]:
+    """The offline store as files: the manifest and each file's bytes hash and modification time."""
+    root = Path(fs.offline_uri(settings))
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {
+        "manifest": json.loads((root / "_partitions.json").read_text()),
+        "files": {
+            str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in files
+        },
+    }
+
+
 @pytest.fixture(scope="module")
-def first_run(weak):
+def features_in(weak):
+    """The feature pipeline (kfp.local) appends the window's day partitions; the store's state after it."""
+    appended = local.features_for_window(weak, START, END)
+    assert appended is not None and appended.tasks == list(local.FEATURE_TASKS)
+    return store_state(weak)
+
+
+@pytest.fixture(scope="module")
+def first_run(weak, features_in):
     """Run 1: a weak model becomes the first champion (there is nothing to compare with)."""
     return local.run(weak, START, END, git_sha="0" * 40)
+
+
+def test_the_training_pipeline_only_reads_the_offline_store(first_run, features_in, weak):
+    """Training wrote nothing to the offline store: its manifest and every file (bytes, time) are unchanged."""
+    assert first_run.output("gate") == "blessed"
+    assert store_state(weak) == features_in
+
+
+def test_lineage_names_the_partitions_read_and_their_hash(first_run, features_in, weak):
+    """The model's tags name the day partitions the training set read (start - 1 .. end) and their hash."""
+    version = Registry(weak).get(first_run.output("register"))
+    first = (date.fromisoformat(START) - timedelta(days=1)).isoformat()
+    assert version.tags["feature_partitions"] == f"{first}..{END}"
+    days = partitions.window_partitions(date.fromisoformat(START), date.fromisoformat(END))
+    assert version.tags["feature_partitions_count"] == str(len(days))
+    manifest = features_in["manifest"]
+    hashes = {d: manifest["days"][d.isoformat()]["sha256"] for d in days}
+    expected = partitions.lineage_sha256(hashes, manifest["static"]["sha256"])
+    assert version.tags["feature_data_sha256"] == expected and len(expected) == 64
+
+
+def test_a_window_without_its_partitions_is_refused_naming_them(weak, features_in):
+    """Training on days the feature pipeline has not appended stops at the training set, naming the days."""
+    with pytest.raises(local.PipelineStepError) as failed:
+        local.run(weak, "2013-03-10", "2013-03-20", promote=False)
+    assert failed.value.task == "training-set"
+    assert "MissingPartitionsError" in failed.value.detail
+    assert "2013-03-16..2013-03-20" in failed.value.detail
+    assert "ctloop features run" in failed.value.detail
 
 
 def test_first_run_registers_a_champion_with_lineage(first_run, weak):

@@ -76,10 +76,9 @@ def test_the_feed_serves_each_hour_exactly_the_rows_whose_time_has_come(online):
 
 
 def test_a_stack_loads_the_online_store_only_up_to_the_replays_start(online):
-    """``load_online(until=...)``: after it, nothing online is newer than ``until`` although the tables go on."""
+    """``load_online(until=...)``: after it, nothing online is newer than ``until`` although the partitions go on."""
     until = local_midnight(pd.Timestamp("2013-03-01").date())
     assert online.tables["origin_weather"]["event_timestamp"].max() > until + pd.Timedelta(days=7)
-    fs.write_offline_tables(online.settings, online.tables)
     fs.load_online(online.settings, until.to_pydatetime())
     weather = online_rows(online.store, "origin_weather", "origin", ORIGINS, "temp")
     rates = online_rows(online.store, "carrier_delay", "carrier", CARRIERS, "carrier_delay_rate_7d")

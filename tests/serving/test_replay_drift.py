@@ -83,7 +83,15 @@ def replay_week(settings, live, snapshot, incident: Incident) -> Any:
     feed = warm_feed(fs.open_store(settings), tables, plan.begins.to_pydatetime())
     watch = on_this_machine(settings, LocalRetrainer())
     loop = Loop(
-        settings, plan, flights, Endpoint(live.rest_url), feed, lambda: None, Sender(live.rest_url), watch, dry_run=True
+        settings,
+        plan,
+        flights,
+        Endpoint(live.rest_url),
+        feed,
+        lambda _now: None,
+        Sender(live.rest_url),
+        watch,
+        dry_run=True,
     )
     loop.run()
     return monitor_pass(settings, plan.ends.tz_localize(None).to_pydatetime(), watch, dry_run=True)

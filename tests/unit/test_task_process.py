@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 
+from ctloop.adapters.kfp_local import PEAK_MEMORY_MARK
+
 
 def _fresh(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -16,7 +18,7 @@ def _fresh(code: str) -> str:
 
 
 def test_task_process_tunes_the_collector_once_and_exits_cleanly():
-    """Thresholds raised, the exit-time freeze registered once however often it is called."""
+    """Thresholds raised; the exit-time freeze and peak-memory line registered once however often it is called."""
     out = _fresh(
         "import atexit, gc, json\n"
         "from ctloop.app import pipeline_steps\n"
@@ -24,9 +26,12 @@ def test_task_process_tunes_the_collector_once_and_exits_cleanly():
         "pipeline_steps.task_process(); pipeline_steps.task_process()\n"
         "print(json.dumps([gc.get_threshold(), atexit._ncallbacks() - before]))"
     )
-    threshold, registered = json.loads(out)
+    first, *rest = out.splitlines()
+    threshold, registered = json.loads(first)
     assert tuple(threshold) == (50_000, 20, 20)
-    assert registered == 1
+    assert registered == 2  # gc.freeze and the peak-memory report
+    (peak,) = rest  # printed once, at exit, on the line the local runner reads
+    assert peak.startswith(PEAK_MEMORY_MARK) and int(peak.removeprefix(PEAK_MEMORY_MARK)) > 10
 
 
 def test_the_gate_step_imports_no_pandas_numpy_or_sklearn():

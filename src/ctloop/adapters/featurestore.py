@@ -16,7 +16,7 @@ import os
 import string
 import sys
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,8 +28,10 @@ import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from ctloop.adapters.offline_store import OfflineStore, feast_dir, offline_uri
 from ctloop.config import Settings
 from ctloop.core import features
+from ctloop.core.clock import local_midnight
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +40,6 @@ DEFINITIONS_MODULE = "ctloop_feature_repo"
 
 class FeatureStoreError(RuntimeError):
     """The feature store cannot answer (unreachable online store, unknown service, ...)."""
-
-
-def feast_dir(settings: Settings) -> Path:
-    """The store's repo path: registry and offline tables live under it locally."""
-    return settings.data_dir / "feast"
-
-
-def offline_uri(settings: Settings) -> str:
-    """Where the offline feature tables live; the sources' file names resolve against it."""
-    return settings.features.offline_uri or str(feast_dir(settings) / "data")
 
 
 def load_yaml(path: Path, values: dict[str, str] | None = None) -> dict[str, Any]:
@@ -162,7 +154,7 @@ def definitions(settings: Settings) -> list[Any]:
     for obj in objects:
         if isinstance(obj, FeatureView) and isinstance(obj.batch_source, FileSource):
             uri = obj.batch_source.file_options.uri
-            if "/" not in uri:  # a bare file name from the definitions: place it in this env
+            if "://" not in uri and not uri.startswith("/"):  # relative in the definitions: place it in this env
                 obj.batch_source.file_options.uri = f"{base}/{uri}"
     return objects
 
@@ -172,17 +164,6 @@ def apply(store: FeatureStore, objects: Iterable[Any]) -> list[str]:
     objs = list(objects)
     store.apply(objs)
     return sorted(str(o.name) for o in objs)
-
-
-def write_offline_tables(settings: Settings, tables: dict[str, pd.DataFrame]) -> dict[str, int]:
-    """Write the offline feature tables the sources read; return rows per table."""
-    folder = Path(offline_uri(settings))
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, frame in tables.items():
-        tmp = folder / f".{name}.parquet.tmp"
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(folder / f"{name}.parquet")
-    return {name: len(frame) for name, frame in tables.items()}
 
 
 STATIC_SINCE: datetime = features.PLANES_EVENT_TIME.to_pydatetime()
@@ -209,24 +190,18 @@ def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
 
 
 def load_online(settings: Settings, until: datetime | None = None) -> tuple[datetime, datetime]:
-    """Fill the online store with the offline tables' time span, up to ``until`` if given.
+    """Fill the online store with every day partition of the offline store, up to ``until`` if given.
 
     Returns the span. The online store keeps the newest event per key, so after this it serves
-    the newest feature values the last training run computed (or those of ``until``: a
-    replay's simulated now, after which nothing may be online yet).
+    the newest feature values the feature pipeline appended (or those of ``until``: a replay's
+    simulated now, after which nothing may be online yet).
     """
-    import pyarrow.parquet as pq
-
-    folder = Path(offline_uri(settings))
-    stamps = [
-        pq.read_table(file, columns=["event_timestamp"]).column(0).to_pandas()
-        for file in sorted(folder.glob("*.parquet"))
-    ]
-    stamps = [s for s in stamps if len(s)]
-    if not stamps:
-        raise FeatureStoreError(f"no offline feature tables under {folder}: run `ctloop train` (or `make run`) first")
-    dynamic = pd.concat([s for s in stamps if s.min() > pd.Timestamp(STATIC_SINCE)] or stamps)
-    span = (dynamic.min().to_pydatetime(), dynamic.max().to_pydatetime())
+    days = OfflineStore.of(settings).days()
+    if not days:
+        raise FeatureStoreError(
+            f"no day partitions under {offline_uri(settings)}: run the feature pipeline first (ctloop features run)"
+        )
+    span = (local_midnight(days[0]).to_pydatetime(), local_midnight(days[-1] + timedelta(days=1)).to_pydatetime())
     if until is not None:
         span = (min(span[0], until), min(span[1], until))
     store = open_store(settings)
@@ -234,6 +209,19 @@ def load_online(settings: Settings, until: datetime | None = None) -> tuple[date
     with contextlib.redirect_stdout(io.StringIO()):  # Feast prints a progress bar per view
         materialize(store, *span)
     return span
+
+
+def materialize_days(store: FeatureStore, first: date, last: date) -> tuple[datetime, datetime]:
+    """Incremental materialization of day partitions ``first..last``: their event times, to the online store."""
+    span = (local_midnight(first).to_pydatetime(), local_midnight(last + timedelta(days=1)).to_pydatetime())
+    with contextlib.redirect_stdout(io.StringIO()):  # Feast prints a progress bar per view
+        materialize(store, *span)
+    return span
+
+
+def table_of(view: Any) -> str:
+    """The offline table a feature view reads (its source is named ``<table>_source``)."""
+    return str(view.batch_source.name).removesuffix("_source")
 
 
 def feature_service(store: FeatureStore, name: str) -> FeatureService:
@@ -342,7 +330,7 @@ class OnlineFeed:
         for view in store.list_feature_views():
             if not view.ttl:
                 continue
-            source = Path(str(getattr(view.batch_source, "path", ""))).stem
+            source = table_of(view)
             if source not in tables:
                 raise FeatureStoreError(f"no offline table {source!r} for feature view {view.name!r}")
             frame = tables[source].sort_values("event_timestamp", kind="stable").reset_index(drop=True)

@@ -1,4 +1,4 @@
-"""The training pipeline's steps as plain functions over paths and settings.
+"""The training pipeline's steps as plain functions over paths and settings (it only reads features).
 
 Each KFP component in ``src/ctloop/components/`` adapts its artifacts to one function here; the benchmark
 calls the same functions directly to measure what orchestration costs.
@@ -11,7 +11,7 @@ import gc
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +50,24 @@ def task_process() -> None:
     it; the memory goes back to the system with the process, as it does for every object still
     alive at exit (whose finalizers Python never promises to run). Each component calls this
     first; the benchmark's direct baseline runs with the same thresholds.
+
+    At exit the task prints its peak resident memory, which the local runner reports per task
+    (``ctloop.adapters.kfp_local``) and a cluster's task log shows.
     """
     if gc.get_threshold() != TASK_GC_THRESHOLD:
         gc.set_threshold(*TASK_GC_THRESHOLD)
         atexit.register(gc.freeze)
+        atexit.register(report_peak_memory)
+
+
+def report_peak_memory() -> None:
+    """Print this process's peak resident memory on the line the local runner reads."""
+    import resource
+
+    from ctloop.adapters.kfp_local import PEAK_MEMORY_MARK
+
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(f"{PEAK_MEMORY_MARK} {kib / 1024:.0f}", flush=True)  # the task log is the channel
 
 
 def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict[str, int]:
@@ -69,53 +83,46 @@ def validate(snapshot: Path, expected_sha256: str, start: str, end: str) -> dict
     return counts
 
 
-def write_features(settings: Settings, snapshot: Path, start: str, end: str) -> dict[str, int]:
-    """Write the window's offline feature tables and apply the definitions; return rows per table.
-
-    Delay rates get a row for each day of the window and the day after it (what serving needs
-    once the window is over); the snapshot's history rows only feed them.
-    """
-    from ctloop.adapters import featurestore as fs
-    from ctloop.core import data, features
-
-    window = data.Window.parse(start, end)
-    flights, weather, planes = data.read_snapshot(snapshot)
-    days = (window.start, window.end + timedelta(days=1))
-    counts = fs.write_offline_tables(settings, features.feature_tables(flights, weather, planes, days))
-    fs.apply(fs.open_store(settings), fs.definitions(settings))
-    return counts
-
-
-def materialize(settings: Settings, snapshot: Path, start: str, end: str) -> dict[str, int]:
-    """Write the offline feature tables, apply the definitions, load the online store to ``end``."""
-    from ctloop.adapters import featurestore as fs
-    from ctloop.core import data
-    from ctloop.core.clock import local_midnight
-
-    window = data.Window.parse(start, end)
-    counts = write_features(settings, snapshot, start, end)
-    store = fs.open_store(settings)
-    first = local_midnight(window.start - timedelta(days=settings.features.history_days)).to_pydatetime()
-    fs.materialize(store, first, local_midnight(window.end + timedelta(days=1)).to_pydatetime())
-    return counts
-
-
-def training_set(settings: Settings, snapshot: Path, start: str, end: str, as_of: str = "") -> core.TrainingSet:
-    """Point-in-time features for the window's flights, with labels (only those known by ``as_of``, if given)."""
+def training_rows(snapshot: Path, start: str, end: str, as_of: str = "") -> pd.DataFrame:
+    """The window's flights, with labels (only those known by ``as_of``, if given)."""
     import pandas as pd
 
-    from ctloop.adapters import featurestore as fs
-    from ctloop.core import data, features
-    from ctloop.core import train as core
+    from ctloop.core import data
 
     flights, _, _ = data.read_snapshot(snapshot)
     known_by = pd.Timestamp(as_of).tz_localize("UTC") if as_of else None
-    rows = data.training_rows(flights, data.Window.parse(start, end), known_by)
+    return data.training_rows(flights, data.Window.parse(start, end), known_by)
+
+
+def departure_days(rows: pd.DataFrame, start: str, end: str) -> tuple[str, str]:
+    """The first and last New York departure day of ``rows`` (the window's, when there are none)."""
+    if rows.empty:
+        return start, end
+    days = rows["sched_dep_local"].str.slice(0, 10)
+    return str(days.min()), str(days.max())
+
+
+def features_for(settings: Settings, rows: pd.DataFrame) -> core.TrainingSet:
+    """Point-in-time features for ``rows`` from the offline store (``get_historical_features``), reading only.
+
+    The day partitions are appended by the feature pipeline (:mod:`ctloop.app.feature_steps`);
+    the training set step checks first that those the rows read are there and records which
+    (:func:`ctloop.app.feature_steps.read_lineage`).
+    """
+    from ctloop.adapters import featurestore as fs
+    from ctloop.core import features
+    from ctloop.core import train as core
+
     store = fs.open_store(settings)
     service = settings.features.feature_service
     retrieved = fs.historical_features(store, service, features.entity_frame(rows))
     names = fs.feature_names(store, service)
     return core.build_training_set(rows, retrieved, names, fs.service_layout(store, service))
+
+
+def training_set(settings: Settings, snapshot: Path, start: str, end: str, as_of: str = "") -> core.TrainingSet:
+    """Point-in-time features for the window's flights, with labels (only those known by ``as_of``, if given)."""
+    return features_for(settings, training_rows(snapshot, start, end, as_of))
 
 
 @dataclass

@@ -1,24 +1,34 @@
 """``ctloop replay``: the continuous-training loop on a simulated clock, through the real stack.
 
-1. The first champion: the training pipeline (kfp.local) on ``[replay] first_start..first_end``,
-   with only outcomes known at the replay's start.
+1. The first champion: the feature pipeline appends the day partitions its window reads, then the
+   training pipeline (both kfp.local) trains on ``[replay] first_start..first_end``, with only
+   outcomes known at the replay's start.
 2. The serving stack (Redis, ``feast serve``, the Seldon microservice) with the online store
-   loaded up to the start, never beyond.
+   loaded from the offline store's partitions up to the start, never beyond.
 3. The clock advances an hour at a time (UTC). At each hour ``now``:
    - the online store gets the feature rows whose event time passed (``OnlineFeed``): weather
      observed up to ``now``, delay rates of the day once the day began (Feast's Redis store
      keeps the newest event per key, so the replay starts from a Redis of its own, empty);
    - feedback: each served flight whose outcome is known by ``now`` (``outcome_known_at``) goes
      back to ``/api/v1.0/feedback`` with the response that scored it;
+   - at local midnight, every ``[replay] features_every_days``: the feature pipeline appends the
+     days that ended since its last run (each partition holds rows known by ``now``) and
+     materializes them;
    - at local midnight: one monitoring pass (``ctloop.app.monitor_pass``, what the cluster's CronJob
      runs) — drift and delayed-label performance from serving's ``/metrics``, the policy, and, if
-     it says so, the same training pipeline on the window before ``now``, its gate and a promotion
-     that serving hot-swaps to;
+     it says so, the same training pipeline on the window before ``now`` (the feature pipeline
+     first for the window's days not yet appended), its gate and a promotion that serving
+     hot-swaps to;
    - the flights scheduled to leave in ``[now, now + 1 h)`` go to ``/api/v1.0/predictions`` in
      one request; the response's probabilities and model version are kept.
-4. A static champion (the first one, never retrained) is scored on the same flights with
-   point-in-time features from the offline store (equal to the online ones: tested), so the
-   report can show what the loop is worth.
+4. The feature pipeline appends the days left; a static champion (the first one, never
+   retrained) is scored on the same flights with point-in-time features from the offline store
+   (equal to the online ones: tested), so the report can show what the loop is worth.
+
+The hourly feed stands in for a stream: the simulated clock moves an hour at a time, and a day's
+partition is complete only at its end, so serving gets each hour's rows as their event time
+passes (computed once from the raw data by the same functions), while training reads only what
+the feature pipeline appended.
 
 The replay never lets the future in: no feature row reaches the online store before its event
 time, no outcome reaches serving or training before the flight arrived (``as_of``).
@@ -36,7 +46,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -300,7 +310,8 @@ class Loop:
     endpoint: Endpoint
     feed: Any
     """A :class:`ctloop.adapters.featurestore.OnlineFeed`."""
-    refresh_offline: Callable[[], None]
+    append_features: Callable[[pd.Timestamp], None]
+    """Runs the feature pipeline for the days that ended by the given local midnight."""
     sender: Sender
     watch: Watch
     """Where monitoring passes read and retrain (:func:`ctloop.app.monitor_pass.on_this_machine`)."""
@@ -386,6 +397,10 @@ class Loop:
                     time.sleep(2.5 * self.settings.serving.metrics_flush_s)
                 if day % 7 == 0:
                     self.weekly.append({"at": now.isoformat(), "counts": readings_by_version(self.endpoint.metrics())})
+                every = self.settings.replay.features_every_days
+                if every and day % every == 0:
+                    with self.timings.stage("feature pipeline"):
+                        self.append_features(now)
                 if day % self.plan.monitor_every_days == 0:
                     self._monitor(now)
             first, last = int(departures[step]), int(departures[step + 1])
@@ -453,9 +468,6 @@ class Loop:
             self.pass_seconds.append((spent, int(result.decision.numbers.get("rows", 0))))
         self.passes += 1
         d = result.decision
-        if result.retrain is not None:
-            with self.timings.stage("offline tables after retrain"):
-                self.refresh_offline()
         if d.triggers:
             retrain = result.retrain
             self.events.append(
@@ -543,6 +555,7 @@ def summary(loop: Loop, results: pd.DataFrame, first_version: str, wall_s: float
             "p99": round(float(np.percentile(timings, 99)) * 1000, 2),
         },
         "wall_s": round(wall_s, 1),
+        "features_every_days": loop.settings.replay.features_every_days,
         "stages_s": {k: round(v, 2) for k, v in loop.timings.stages.items()},
         "events": [asdict(e) for e in loop.events],
     }
@@ -597,16 +610,35 @@ def first_champion(rs: Settings, plan: Plan, retrain: Retrainer) -> str:
     return done.version
 
 
+class FeatureRunner(Protocol):
+    """Runs the feature pipeline for ``days`` (``A..B``), its outcome known when it returns."""
+
+    def __call__(self, settings: Settings, days: str) -> None:
+        """Append and materialize ``days``; raise on failure."""
+
+
+def feature_catch_up(settings: Settings, run_features: FeatureRunner, now: pd.Timestamp) -> str:
+    """Run the feature pipeline for the days after the store's last one that ended by ``now``; the days run."""
+    from ctloop.app.feature_steps import days_through
+
+    days = days_through(settings, now.tz_convert(LOCAL_TZ).date() - timedelta(days=1))
+    if days:
+        run_features(settings, days)
+    return days
+
+
 def run(
     settings: Settings,
     retrain: Retrainer,
+    run_features: FeatureRunner,
     quick: bool = False,
     on_stage: Progress | None = None,
     on_step: Callable[[pd.Timestamp, Loop], None] | None = None,
 ) -> Outcome:
     """The whole replay; ``settings`` are the environment's (the replay's folder is derived from them).
 
-    ``retrain`` trains the first champion and every retrain the monitor starts (kfp.local).
+    ``retrain`` trains the first champion and every retrain the monitor starts, appending the
+    window's missing days first; ``run_features`` is the feature pipeline (both kfp.local).
     """
     from ctloop.adapters import featurestore as fs
     from ctloop.app import report
@@ -628,24 +660,26 @@ def run(
         flights = replay_flights(all_flights, plan)
     begins = plan.begins.to_pydatetime()
 
-    def refresh_offline() -> None:  # the pipeline's materialize step writes its own window's tables
-        fs.write_offline_tables(rs, tables)
+    def append_features(now: pd.Timestamp) -> None:
+        feature_catch_up(rs, run_features, now)
 
     with own_redis(rs), ExitStack() as running:
         say(f"first champion: training pipeline on {plan.first_start}..{plan.first_end}")
         with timings.stage("first champion (pipeline)"):
             first_version = first_champion(rs, plan, retrain)
-        refresh_offline()
         say("starting Redis, feast serve and the Seldon microservice")
         with timings.stage("stack start"):
             stack = running.enter_context(serving_stack(rs, online_until=begins))
         feed = warm_feed(fs.open_store(rs), tables, begins)
         endpoint, sender = Endpoint(stack.rest_url), Sender(stack.rest_url)
         watch = on_this_machine(rs, retrain)
-        loop = Loop(rs, plan, flights, endpoint, feed, refresh_offline, sender, watch, timings)
+        loop = Loop(rs, plan, flights, endpoint, feed, append_features, sender, watch, timings)
         loop.serving_version = stack.model_version
         say(f"replaying {plan.start}..{plan.end}: {len(flights.frame):,} flights")
         loop.run(on_step)
+        say("feature pipeline: the days left")
+        with timings.stage("feature pipeline"):
+            append_features(plan.ends)
 
     say("scoring the static champion and writing the report")
     with timings.stage("static champion"):

@@ -298,12 +298,13 @@ class Containers:
         """``feast serve`` in the platform image over the rendered config (registry mounted read-only)."""
         from ctloop.adapters import containers
         from ctloop.adapters import featurestore as fs
+        from ctloop.adapters.offline_store import feast_dir
 
         require_free((port,), "feature server")
         folder = fs.write_rendered_yaml(settings)
         argv = ["feast", "-c", str(folder), "serve", "-h", "127.0.0.1", "-p", str(port)]
         argv += ["--workers", str(workers), "--max-requests", "0", "--no-access-log"]
-        mounts = {fs.feast_dir(settings): "ro"}
+        mounts = {feast_dir(settings): "ro"}
         process = self._start("feature-server", self.platform, containers.PLATFORM_UID, argv, mounts, [], log_dir)
         return _ready_or_stopped(process, f"http://127.0.0.1:{port}/health", settings.serving.ready_timeout_s)
 

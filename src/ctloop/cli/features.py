@@ -1,20 +1,24 @@
-"""`ctloop features ...`: Feast definitions, materialization, the online store."""
+"""`ctloop features ...`: Feast definitions, the feature pipeline here, the online store."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from ctloop.cli.shell import (
     DEFAULT_CONFIG,
     ConfigOption,
-    EndOption,
-    StartOption,
+    _progress,
     console,
     features_app,
     friendly,
+    git_sha,
     load_settings,
     online_store,
 )
+from ctloop.config import FEATURE_PIPELINE
 
 
 @features_app.command("apply")
@@ -28,28 +32,45 @@ def features_apply(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     console.print(f"applied {len(names)} objects: {', '.join(names)}")
 
 
-@features_app.command("materialize")
+@features_app.command("run")
 @friendly
-def features_materialize(
-    start: StartOption = "2013-01-01", end: EndOption = "2013-03-31", config: ConfigOption = Path(DEFAULT_CONFIG)
+def features_run(
+    days: Annotated[str, typer.Option(help="New York days to append: 2013-04-02, 2013-04-02,2013-04-03 or A..B.")],
+    runner: Annotated[str, typer.Option(help="subprocess or container (default: [pipeline] local_runner).")] = "",
+    config: ConfigOption = Path(DEFAULT_CONFIG),
 ) -> None:
-    """Ingest a window, compute its feature tables and load the online store up to END."""
-    from ctloop.app import pipeline_steps
-    from ctloop.core import data
+    """Run the flight-features pipeline locally (kfp.local): append DAYS to the offline store, load them online.
+
+    A day already in the store is replaced (a rerun); a new day must follow the last one appended.
+    """
+    from ctloop.app import feature_steps
+    from ctloop.pipelines import local
 
     settings = load_settings(config)
-    window = data.Window.parse(start, end)
-    folder = settings.data_dir / "snapshots" / f"{window.start}_{window.end}"
-    result = data.ingest(window, settings.features.history_days, folder)
-    with online_store(settings):
-        counts = pipeline_steps.materialize(settings, folder, start, end)
-    console.print(f"snapshot {result.sha256[:12]}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    feature_steps.check_days(settings, days)  # a refusal before anything starts
+    with online_store(settings), _progress() as progress:
+        bar = progress.add_task(FEATURE_PIPELINE, total=len(local.FEATURE_TASKS))
+
+        def on_event(task: str, event: str) -> None:
+            if event == "started":
+                progress.update(bar, description=f"{FEATURE_PIPELINE}: {task}")
+            else:
+                progress.advance(bar)
+
+        run = local.run_features(settings, days, git_sha=git_sha(settings.root), runner=runner, callback=on_event)
+        progress.update(bar, description=f"{FEATURE_PIPELINE}: done", completed=len(local.FEATURE_TASKS))
+    appended = run.artifact_metadata("append-offline", "appended")
+    sha = str(appended.get("partitions_sha256", ""))[:12]
+    console.print(
+        f"appended {appended.get('days', days)} (reruns: {appended.get('reruns') or 'none'}), partitions sha256 {sha}, "
+        f"online {run.output('materialize-online')}, in {run.seconds:.1f} s"
+    )
 
 
 @features_app.command("load-online")
 @friendly
 def features_load_online(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
-    """Load the online store with the offline feature tables' whole span (the cluster's materialize CronJob)."""
+    """Load the online store with every day partition of the offline store (the cluster's materialize CronJob)."""
     from ctloop.adapters import featurestore as fs
 
     settings = load_settings(config)

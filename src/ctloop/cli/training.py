@@ -24,17 +24,33 @@ from ctloop.cli.shell import (
     online_store,
     quiet_warnings,
 )
-from ctloop.config import TRAINING_PIPELINE, Settings
+from ctloop.config import FEATURE_PIPELINE, TRAINING_PIPELINE, Settings
 from ctloop.core.text import cell
 
 
 def run_training(settings: Settings, start: str, end: str, promote: bool) -> Any:
-    """Run the pipeline locally with a progress display; return the finished run."""
+    """Run the pipeline locally with a progress display; return the finished run.
+
+    The feature pipeline runs first for the window's days the offline store lacks (the training
+    pipeline only reads them).
+    """
+    from ctloop.app.feature_steps import days_to_append
     from ctloop.core.data import Window
     from ctloop.pipelines import local
 
     Window.parse(start, end)  # a readable error before anything starts
+    days = days_to_append(settings, start, end)
     with online_store(settings), _progress() as progress:
+        if days:
+            first = progress.add_task(FEATURE_PIPELINE, total=len(local.FEATURE_TASKS))
+
+            def on_feature(task: str, event: str) -> None:
+                if event == "started":
+                    progress.update(first, description=f"{FEATURE_PIPELINE} {days}: {task}")
+                else:
+                    progress.advance(first)
+
+            local.run_features(settings, days, git_sha=git_sha(settings.root), callback=on_feature)
         bar = progress.add_task(TRAINING_PIPELINE, total=len(local.TASKS))
 
         def on_event(task: str, event: str) -> None:
@@ -61,6 +77,9 @@ def summary_table(settings: Settings, run: Any) -> Table:
     table.add_column("value", overflow="fold")
     table.add_row("window", str(ingest.get("window", "—")))
     table.add_row("data snapshot sha256", str(ingest.get("sha256", "—")))
+    read = run.artifact_metadata("training-set", "dataset")
+    table.add_row("feature partitions read", str(read.get("feature_partitions", "—")))
+    table.add_row("feature data sha256", str(read.get("feature_data_sha256", "—")))
     table.add_row("flights (window)", cell(int(ingest["rows"]) if "rows" in ingest else None))
     table.add_row("cancelled (excluded)", cell(int(ingest["cancelled"]) if "cancelled" in ingest else None))
     table.add_row("evaluation window", str(doc.get("evaluation_window", "—")))
@@ -155,10 +174,11 @@ def run_replay(settings: Settings, quick: bool) -> None:
                     description=f"{local:%Y-%m-%d %H:00} serving v{loop.serving_version} | {loop.last_decision}",
                 )
 
-        from ctloop.pipelines.local import LocalRetrainer
+        from ctloop.pipelines.local import LocalFeatures, LocalRetrainer
 
-        retrain = LocalRetrainer(git_sha=git_sha(settings.root))
-        outcome = rp.run(settings, retrain, quick=quick, on_stage=on_stage, on_step=on_step)
+        sha = git_sha(settings.root)
+        retrain, features = LocalRetrainer(git_sha=sha), LocalFeatures(git_sha=sha)
+        outcome = rp.run(settings, retrain, features, quick=quick, on_stage=on_stage, on_step=on_step)
         progress.update(bar, completed=hours, description="replay: done")
     console.print(replay_table(outcome.summary))
     console.print(f"report: {outcome.report_dir / 'index.html'} (ctloop report serves it)")

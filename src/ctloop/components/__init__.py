@@ -1,1 +1,1 @@
-"""KFP components of the training pipeline: one per file, thin wrappers over ``ctloop``."""
+"""KFP components of the feature and training pipelines: one per file, thin wrappers over ``ctloop.app``."""

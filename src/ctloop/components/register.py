@@ -10,6 +10,7 @@ def register(
     evaluation: Input[Artifact],
     settings_json: str,
     snapshot_sha256: str,
+    feature_lineage: str,
     start: str,
     end: str,
     git_sha: str,
@@ -35,6 +36,7 @@ def register(
             "pipeline_run": pipeline_run,
             "data_sha256": snapshot_sha256,
             "window": f"{start}..{end}",
+            **json.loads(feature_lineage),  # the day partitions read and their hash
         },
         promote=promote,
     )

@@ -55,17 +55,22 @@ def trailing_rates(
     prefix: str,
     first_day: date,
     last_day: date,
+    keys: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Delay rate and flight count per ``key`` over trailing windows, one row per New York day.
 
     The row for day ``D`` (``first_day`` to ``last_day``) counts the flights that landed on days
     ``D - w`` to ``D - 1``: in ``[midnight(D - w), midnight(D))``, New York midnights. Its event
-    time is New York midnight starting ``D``, in UTC.
+    time is New York midnight starting ``D``, in UTC. Every key of ``flights`` gets a row each
+    day, and so does each of ``keys`` (a count of 0 where none of its flights landed).
     """
     landed_day = local_days(flights["outcome_known_at"])
     grouped = flights.assign(landed_day=landed_day).groupby(["landed_day", key], observed=True)["delayed"]
     n = grouped.size().unstack(key, fill_value=0)
     k = grouped.sum().unstack(key, fill_value=0)
+    if len(keys):
+        columns = n.columns.union(pd.Index(sorted(set(keys)), dtype=n.columns.dtype))
+        n, k = n.reindex(columns=columns, fill_value=0), k.reindex(columns=columns, fill_value=0)
     longest = max(windows_d.values())
     days = pd.date_range(first_day - timedelta(days=longest), last_day, freq="D")
     n = n.reindex(days, fill_value=0).astype("float64")

@@ -158,3 +158,31 @@ def _failures(cases: pd.DataFrame, table: str) -> list[Failure]:
         samples = tuple(str(v) for v in group["failure_case"].head(MAX_SAMPLES))
         out.append(Failure(str(name), str(rule), len(group), samples))
     return out
+
+
+SCHEDULE = pa.DataFrameSchema(
+    {
+        "day": pa.Column("string", pa.Check.str_matches(r"^\d{4}-\d\d-\d\d$")),
+        "carrier": pa.Column("string", pa.Check.isin(CARRIERS)),
+        "route": pa.Column("string", pa.Check.str_matches(r"^[A-Z]{3}-[A-Z]{3}$")),
+    },
+    strict=True,
+    name="schedule",
+)
+
+
+def validate_day_snapshot(
+    landed: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame, schedule: pd.DataFrame
+) -> dict[str, int]:
+    """Validate a day snapshot's tables (``ctloop.core.daily``); return row counts.
+
+    The same column rules as a training snapshot; a table may be empty here (a day before the
+    data begins has no landing yet), and a day with nothing at all is refused when its partition
+    is computed.
+    """
+    for table_schema, frame in ((FLIGHTS, landed), (WEATHER, weather)):
+        if len(frame):
+            validate_table(table_schema, frame)
+    validate_table(PLANES, planes)
+    validate_table(SCHEDULE, schedule)
+    return {"landed": len(landed), "weather": len(weather), "planes": len(planes), "scheduled": len(schedule)}

@@ -1,21 +1,21 @@
 """``flight-delay-training``, wiring only.
 
-ingest → validate → materialize → training set → train → evaluate → gate → (blessed) register.
+ingest → validate → training set (reads the offline store) → train → evaluate → gate → (blessed) register.
+The feature pipeline (``features.py``) owns the feature tables; this one only reads them.
 """
 
-from kfp import dsl, kubernetes
+from kfp import dsl
 from kfp.dsl.graph_component import GraphComponent
 
 from ctloop.components.evaluate import evaluate
 from ctloop.components.gate import gate
 from ctloop.components.ingest import ingest
-from ctloop.components.materialize import materialize
 from ctloop.components.register import register
 from ctloop.components.train import train
 from ctloop.components.training_set import training_set
 from ctloop.components.validate import validate
 from ctloop.config import TRAINING_PIPELINE, Settings
-from ctloop.pipelines import TASK_ENV
+from ctloop.pipelines import place
 
 
 def build(
@@ -47,14 +47,11 @@ def build(
 
         checked = validate(snapshot=snapshot, snapshot_sha256=sha, start=start, end=end).set_display_name("validate")
 
-        loaded = materialize(snapshot=snapshot, snapshot_sha256=sha, start=start, end=end, settings_json=settings_json)
-        loaded.set_display_name("materialize features").after(checked)
-        loaded.set_caching_options(False)  # writes the online store
-
         built = training_set(
             snapshot=snapshot, snapshot_sha256=sha, start=start, end=end, settings_json=settings_json, as_of=as_of
         )
-        built.set_display_name("point-in-time training set").after(loaded)
+        built.set_display_name("point-in-time training set").after(checked)
+        built.set_caching_options(False)  # reads the offline store, whose partitions a rerun may replace
 
         fitted = train(training_set=built.outputs["dataset"], end=end, settings_json=settings_json).set_display_name(
             "train"
@@ -76,6 +73,7 @@ def build(
                 evaluation=scored.outputs["evaluation"],
                 settings_json=settings_json,
                 snapshot_sha256=sha,
+                feature_lineage=built.outputs["Output"],
                 start=start,
                 end=end,
                 git_sha=git_sha,
@@ -85,13 +83,6 @@ def build(
             ).set_display_name("register in MLflow")
             registered.set_caching_options(False)  # writes the registry
 
-        for task in (ingested, checked, loaded, built, fitted, scored, decided, registered):
-            if image:
-                task.set_container_image(image)
-            for name, value in {**TASK_ENV, **settings.pipeline.task_env()}.items():
-                task.set_env_variable(name, value)
-            if settings.pipeline.s3_secret:
-                keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-                kubernetes.use_secret_as_env(task, settings.pipeline.s3_secret, {k: k for k in keys})
+        place((ingested, checked, built, fitted, scored, decided, registered), settings, image)
 
     return flight_delay_training
