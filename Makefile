@@ -50,6 +50,9 @@ $(SVENV)/.synced: requirements/serving.txt $(VENV)/.uv-ok
 $(TVENV)/.synced: requirements/tools.txt $(VENV)/.uv-ok
 	@test -x $(TVENV)/bin/python || $(UV) venv -q --allow-existing $(TVENV) --python 3.12
 	$(UV) pip sync -q --python $(TVENV)/bin/python requirements/tools.txt
+	@# checkov's bc-detect-secrets ships a module of the same name: the secret scan's detect-secrets
+	@# is installed again, last, so that its files are the ones left whatever order the sync took
+	$(UV) pip install -q --python $(TVENV)/bin/python --reinstall-package detect-secrets -r requirements/tools.txt
 	@touch $@
 
 $(KUBECTL): | $(TVENV)/.synced

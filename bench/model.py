@@ -80,6 +80,19 @@ def _quarter(day: str) -> str:
     return f"Q{(int(day[5:7]) - 1) // 3 + 1}"
 
 
+def _compare(part: pd.DataFrame) -> dict[str, Any]:
+    """Flights, AUC and Brier of the naive loop and the static champion on the same flights."""
+    y = part["y"].to_numpy()
+    naive, fixed = ev.score(y, part["naive"].to_numpy()), ev.score(y, part["static"].to_numpy())
+    return {
+        "flights": len(part),
+        "naive_auc": round(naive.auc, 4),
+        "static_auc": round(fixed.auc, 4),
+        "naive_brier": round(naive.brier, 4),
+        "static_brier": round(fixed.brier, 4),
+    }
+
+
 def naive_weekly(ts: core.TrainingSet, settings: Settings) -> dict[str, Any]:
     """Retrain every week and always promote, against the static champion, on the replay's flights."""
     replay, params = settings.replay, settings.train
@@ -100,6 +113,7 @@ def naive_weekly(ts: core.TrainingSet, settings: Settings) -> dict[str, Any]:
             pd.DataFrame(
                 {
                     "quarter": week["sched_dep_local"].map(_quarter),
+                    "week": monday.isoformat(),
                     "y": week[ev.LABEL].to_numpy(),
                     "naive": core.predict(model, week, ts.feature_names),
                     "static": core.predict(static, week, ts.feature_names),
@@ -108,21 +122,15 @@ def naive_weekly(ts: core.TrainingSet, settings: Settings) -> dict[str, Any]:
         )
         monday += timedelta(days=7)
     flights = pd.concat(scored, ignore_index=True)
-    quarters = []
-    for quarter, part in flights.groupby("quarter", sort=True):
-        y = part["y"].to_numpy()
-        naive, fixed = ev.score(y, part["naive"].to_numpy()), ev.score(y, part["static"].to_numpy())
-        quarters.append(
-            {
-                "quarter": quarter,
-                "flights": len(part),
-                "naive_auc": round(naive.auc, 4),
-                "static_auc": round(fixed.auc, 4),
-                "naive_brier": round(naive.brier, 4),
-                "static_brier": round(fixed.brier, 4),
-            }
-        )
-    return {"period": f"{first}..{last}", "retrains": retrains, "quarters": quarters}
+    quarters = [{"quarter": q, **_compare(part)} for q, part in flights.groupby("quarter", sort=True)]
+    weeks = [{"start": w, **_compare(part)} for w, part in flights.groupby("week", sort=True)]
+    return {
+        "period": f"{first}..{last}",
+        "retrains": retrains,
+        "overall": _compare(flights),
+        "quarters": quarters,
+        "weeks": weeks,
+    }
 
 
 def month(ts: core.TrainingSet, end: date, settings: Settings) -> dict[str, Any]:

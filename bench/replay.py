@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from ctloop.adapters import services
-from ctloop.app import replay
+from ctloop.app import replay, report
 from ctloop.config import Settings
 from ctloop.pipelines.local import LocalFeatures, LocalRetrainer
 
 GOAL_S = 240.0
 PASS_GOAL_S = 1.0
+NAIVE_AUC_MARGIN = 0.005
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(base: Settings, work: Path) -> dict[str, Any]:
@@ -74,7 +76,31 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, float, float, float]]:
                 q["ct_brier"] / q["static_brier"],
             )
         )
+    out += against_naive(summary)
     return out
+
+
+def against_naive(summary: dict[str, Any]) -> list[tuple[str, float, float, float]]:
+    """CT against the naive weekly loop of ``bench/results/model.json``: AUC within 0.005, a third of its retrains."""
+    loop = report.reference_loop(ROOT, summary["period"])
+    if loop is None:
+        return []
+    ct, naive = summary["overall"]["ct_auc"], loop["overall"]["naive_auc"]
+    third = loop["retrains"] / 3
+    return [
+        (
+            f"{summary['period']} AUC: continuous training vs naive weekly (goal: >= naive - {NAIVE_AUC_MARGIN})",
+            ct,
+            naive,
+            ct / naive,
+        ),
+        (
+            "retrains: continuous training vs a third of the naive weekly loop's",
+            summary["retrains"],
+            third,
+            summary["retrains"] / third,
+        ),
+    ]
 
 
 def stages(summary: dict[str, Any]) -> str:

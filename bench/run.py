@@ -272,6 +272,7 @@ def replay_report(work: Path) -> None:
     table(replay.rows(summary))
     print(replay.stages(summary))
     keep = ("period", "flights", "retrains", "promotions", "not_blessed", "failed", "versions_served", "quarters")
+    keep += ("overall",)
     decisions = [
         {
             "at": e["at"],

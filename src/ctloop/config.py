@@ -107,8 +107,12 @@ class MonitorSettings:
     """Schedule: retrain when the champion's data is older than this."""
     min_new_data_days: int = 14
     """A trigger starts no run until the champion's data is this many days old (a retrain needs news)."""
-    train_window_days: int = 120
-    """A retrain's sliding window, ending the day before now (its last ``eval_days`` evaluate)."""
+    train_window_days: int = 365
+    """A retrain's sliding window, ending the day before now (its last ``eval_days`` evaluate).
+
+    A year, so that every season is in it: December's delays look like January's, not like the
+    calm autumn before it. With 120 days, even retraining every week falls behind the static
+    January–March champion in the fourth quarter (``make bench BENCH_ARGS="--only model"``)."""
     cooldown_s: float = 28 * 86400.0
     """Between two runs: one incident, one run."""
 
@@ -306,6 +310,11 @@ class GateSettings:
     min_brier_skill: float = 0.02
     max_auc_drop: float = 0.005
     max_brier_increase: float = 0.002
+    floors_yield_to_champion: bool = True
+    """A candidate at least as good as the champion in AUC *and* Brier on the same evaluation rows
+    passes the absolute floors even below them: the floors judge the month as much as the model
+    (a calm autumn month leaves little skill over its base rate for any model), and the champion,
+    the only other choice, is worse on those rows. Without a champion the floors always hold."""
     min_slice_rows: int = 300
     min_slice_auc: float = 0.55
     max_slice_auc_drop: float = 0.08

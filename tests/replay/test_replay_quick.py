@@ -133,6 +133,31 @@ def test_the_report_has_its_plots_and_tables(replayed):
     assert "Triggers, retrains, gate decisions, promotions" in page
 
 
+def test_the_report_is_a_folder_that_can_move(replayed):
+    """The decisions are copied beside the page and linked relatively; the page names no path of the machine."""
+    page = (replayed.report_dir / "index.html").read_text()
+    decisions = (replayed.report_dir / "decisions.jsonl").read_text().splitlines()
+    assert decisions and all({"at", "triggers", "outcome"} <= json.loads(line).keys() for line in decisions)
+    assert 'href="decisions.jsonl"' in page
+    assert str(replayed.report_dir.parent) not in page and "/tmp/" not in page and "/work/" not in page
+
+
+def test_the_replay_is_an_mlflow_run_holding_its_report(replayed):
+    """The replay's registry holds a run of the replay: its quarter figures as metrics, the report as artifacts."""
+    from mlflow.tracking import MlflowClient
+
+    from ctloop.app.replay import replay_settings
+
+    uri = replay_settings(Settings.load(replayed.config)).tracking_uri
+    client = MlflowClient(uri, uri)
+    run = client.get_run(replayed.summary["mlflow_run"])
+    assert run.data.tags["ctloop.kind"] == "replay" and run.data.tags["period"] == replayed.summary["period"]
+    assert run.data.metrics["Q2_ct_auc"] == replayed.summary["quarters"][0]["ct_auc"]
+    assert run.data.metrics["retrains"] == replayed.summary["retrains"]
+    files = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report/index.html", "report/performance.png", "report/decisions.jsonl"} <= files
+
+
 def cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """``ctloop ARGS``, its output piped (as a script reads it)."""
     ctloop = Path(sys.executable).parent / "ctloop"

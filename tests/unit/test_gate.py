@@ -177,3 +177,40 @@ def test_decision_to_dict_carries_verdict_and_reasons():
     d = decision.to_dict()
     assert d["verdict"] == "rejected" and d["blessed"] is False
     assert d["reasons"] == decision.reasons and d["passed"] == decision.passed
+
+
+def test_floors_yield_to_a_candidate_at_least_as_good_as_the_champion():
+    """A calm month: skill below the floor, yet better than the champion on the same rows: blessed, said so."""
+    champion = model(auc=0.64, log_loss=0.499, brier=0.1585)
+    candidate = model(auc=0.645, log_loss=0.498, brier=0.1580)  # auc and both skills under their floors
+    decision = decide(candidate, champion, GATE)
+    assert decision.blessed, decision.reasons
+    waived = [p for p in decision.passed if "waived" in p]
+    assert len(waived) == 3 and {p.split()[0] for p in waived} == {"auc", "log_loss", "brier"}
+
+
+@pytest.mark.parametrize(
+    ("champion", "why"),
+    [
+        ({"auc": 0.646, "brier": 0.1590}, "champion's auc higher"),
+        ({"auc": 0.640, "brier": 0.1575}, "champion's brier lower"),
+        (None, "no champion"),
+    ],
+    ids=["auc behind", "brier behind", "no champion"],
+)
+def test_floors_hold_unless_the_candidate_is_as_good_in_both(champion, why):
+    """Behind the champion in either metric, or with no champion at all, every floor holds."""
+    candidate = model(auc=0.645, log_loss=0.498, brier=0.1580)
+    decision = decide(candidate, model(**champion) if champion else None, GATE)
+    assert not decision.blessed, why
+    assert sum("floor" in r for r in decision.reasons) == 3
+
+
+def test_floors_hold_when_the_setting_is_off():
+    """``floors_yield_to_champion = false``: the floors judge alone, as before."""
+    from dataclasses import replace
+
+    champion = model(auc=0.64, log_loss=0.499, brier=0.1585)
+    candidate = model(auc=0.645, log_loss=0.498, brier=0.1580)
+    decision = decide(candidate, champion, replace(GATE, floors_yield_to_champion=False))
+    assert not decision.blessed and sum("floor" in r for r in decision.reasons) == 3

@@ -13,8 +13,11 @@ from ctloop.app.report import (
     fired_cells,
     plot_drift,
     quarter_table,
+    reference_loop,
+    three_loops,
     weekly_drift,
     weekly_metrics,
+    with_reference,
 )
 from ctloop.config import MonitorSettings
 from ctloop.contract import buckets
@@ -135,3 +138,37 @@ def test_tables_and_week_labels_read_as_people_write_them():
     assert "<td>69.8</td>" in page and "<td>249,435</td>" in page and "<td>0.6845</td>" in page
     assert "<td>0.2</td>" in page and "<td>—</td>" in page and "0000" not in page
     assert _week_label("2013-04-07", "3") == "Apr 7\nv3"
+
+
+NAIVE = {
+    "period": "2013-04-01..2013-12-31",
+    "retrains": 40,
+    "quarters": [{"quarter": "Q2", "naive_auc": 0.7, "naive_brier": 0.17}],
+    "weeks": [{"start": "2013-04-01", "naive_auc": 0.71, "naive_brier": 0.16}],
+}
+
+
+def test_the_naive_weekly_loop_is_read_for_its_own_period_only(tmp_path):
+    """The reference loop comes from bench/results/model.json when its period is the replay's; else none."""
+    import json
+
+    assert reference_loop(tmp_path, NAIVE["period"]) is None  # no benchmark in this checkout
+    path = tmp_path / "bench" / "results" / "model.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"naive_weekly": NAIVE}))
+    assert reference_loop(tmp_path, NAIVE["period"]) == NAIVE
+    assert reference_loop(tmp_path, "2013-04-01..2013-04-28") is None  # a quick replay: another period
+
+
+def test_the_three_loops_stand_side_by_side_per_week_and_quarter():
+    """Weeks gain the naive loop's AUC and Brier by start day; quarters show CT, static and naive together."""
+    frame = results([("2013-04-01 08:00", 1, 0.9, 0.6, 1), ("2013-04-08 09:00", 0, 0.1, 0.4, 1)])
+    weeks = with_reference(weekly_metrics(frame), NAIVE)
+    assert weeks["naive_auc"].iat[0] == 0.71 and np.isnan(weeks["naive_auc"].iat[1])
+    quarters = [
+        {"quarter": "Q2", "flights": 9, "ct_auc": 0.72, "static_auc": 0.66, "ct_brier": 0.16, "static_brier": 0.18}
+    ]
+    (row,) = three_loops(quarters, NAIVE)
+    assert (row["CT AUC"], row["static AUC"], row["naive weekly AUC"]) == (0.72, 0.66, 0.7)
+    assert (row["CT Brier"], row["static Brier"], row["naive weekly Brier"]) == (0.16, 0.18, 0.17)
+    assert three_loops(quarters, None)[0]["naive weekly AUC"] is None

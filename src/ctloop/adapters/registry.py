@@ -251,6 +251,11 @@ class Registry:
             self._mlflow.log_text(text, name)
 
     @_guarded
+    def log_folder(self, folder: Path, artifact_path: str) -> None:
+        """Every file of ``folder`` as artifacts of the active run, under ``artifact_path``."""
+        self._mlflow.log_artifacts(str(folder), artifact_path)
+
+    @_guarded
     def find_version(self, tags: dict[str, str]) -> ModelVersion | None:
         """A version whose tags contain all of ``tags`` (idempotent registration)."""
         query = " and ".join(f"tag.{k} = '{v}'" for k, v in sorted(tags.items()))

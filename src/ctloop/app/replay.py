@@ -544,6 +544,7 @@ def summary(loop: Loop, results: pd.DataFrame, first_version: str, wall_s: float
         "first_champion": first_version,
         "versions_served": served,
         "quarters": report.quarter_table(results),
+        "overall": report.period_scores(results),
         "monitor_pass_s": {
             "mean": round(float(np.mean([t for t, _ in loop.pass_seconds] or [0.0])), 4),
             "max": round(max((t for t, _ in loop.pass_seconds), default=0.0), 4),
@@ -691,4 +692,30 @@ def run(
     figures["stages_s"] = {k: round(v, 2) for k, v in timings.stages.items()}
     figures["wall_s"] = round(time.perf_counter() - began, 1)
     (report_dir / SUMMARY_FILE).write_text(json.dumps(figures, indent=2, default=str))
+    figures["mlflow_run"] = log_report(rs, report_dir, figures)
+    (report_dir / SUMMARY_FILE).write_text(json.dumps(figures, indent=2, default=str))  # with the run's id
     return Outcome(report_dir, results_path, figures)
+
+
+REPORT_ARTIFACTS = "report"
+"""Where a replay's MLflow run keeps its report folder."""
+
+
+def log_report(settings: Settings, folder: Path, figures: dict[str, Any]) -> str:
+    """Log the replay as an MLflow run of its registry: its figures and its report folder; the run's id.
+
+    ``ctloop ui --replay`` then shows the replay beside the training runs it caused, the report
+    (``index.html``, its plots, ``decisions.jsonl``, ``summary.json``) among the run's artifacts.
+    """
+    from ctloop.adapters.registry import Registry
+
+    registry = Registry(settings)
+    metrics = {f"{q['quarter']}_{k}": float(v) for q in figures["quarters"] for k, v in q.items() if k != "quarter"}
+    metrics |= {k: float(v) for k, v in figures["overall"].items()}
+    counts = ("flights", "retrains", "promotions", "not_blessed", "failed", "wall_s")
+    metrics |= {k: float(figures[k]) for k in counts if k in figures}
+    tags = {"ctloop.kind": "replay", "period": figures["period"]}
+    with registry.run(f"replay {figures['period']}", tags) as run_id:
+        registry.log_evaluation({"sample": figures["sample"], "period": figures["period"]}, metrics, {})
+        registry.log_folder(folder, REPORT_ARTIFACTS)
+    return run_id

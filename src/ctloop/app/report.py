@@ -1,7 +1,8 @@
 """The replay's report: ``index.html`` with PNG plots, from the replayed flights and the loop's record.
 
 - performance: AUC and Brier per week, continuous training (what serving answered) against the
-  static first champion, with the serving model version as bands and promotions as lines;
+  static first champion and, where ``make bench`` measured it on the same flights, the naive
+  loop that retrains every week and always promotes; the serving model version as bands;
 - drift: PSI above each feature's normal (and the prediction's) per week, against the reference of
   the version serving that week, from serving's own bucket counters (what the monitor judges), the
   features the policy acts on marked;
@@ -14,6 +15,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +60,10 @@ class ReplayRecord:
 
 
 PSI_COLOR_CAP = 1.0
+DECISIONS = "decisions.jsonl"
+"""Every monitoring decision of the replay, copied beside the report."""
+REFERENCE_LOOP = Path("bench") / "results" / "model.json"
+"""Where ``make bench`` writes the naive weekly loop (``naive_weekly``), measured on the same flights."""
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
@@ -100,6 +106,53 @@ def weekly_metrics(results: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def reference_loop(root: Path, period: str) -> dict[str, Any] | None:
+    """The naive weekly loop ``make bench`` measured over ``period``, if this checkout has it."""
+    import json
+
+    path = root / REFERENCE_LOOP
+    if not path.is_file():
+        return None
+    loop: dict[str, Any] | None = json.loads(path.read_text()).get("naive_weekly")
+    if not loop or loop.get("period") != period or "weeks" not in loop:
+        return None
+    return loop
+
+
+def with_reference(weeks: pd.DataFrame, loop: dict[str, Any] | None) -> pd.DataFrame:
+    """The weekly table with the naive loop's AUC and Brier of the same week, when there is one."""
+    if loop is None:
+        return weeks
+    naive = pd.DataFrame(loop["weeks"]).loc[:, ["start", "naive_auc", "naive_brier"]]
+    return weeks.merge(naive, on="start", how="left")
+
+
+def three_loops(quarters: list[dict[str, Any]], loop: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Per quarter and over the period: AUC and Brier of continuous training, the static champion and the naive loop."""
+    naive = {q["quarter"]: q for q in loop["quarters"]} if loop else {}
+    rows = []
+    for q in quarters:
+        row = {"quarter": q["quarter"], "flights": q["flights"], "CT AUC": q["ct_auc"], "static AUC": q["static_auc"]}
+        row["naive weekly AUC"] = naive.get(q["quarter"], {}).get("naive_auc")
+        row |= {"CT Brier": q["ct_brier"], "static Brier": q["static_brier"]}
+        row["naive weekly Brier"] = naive.get(q["quarter"], {}).get("naive_brier")
+        rows.append(row)
+    return rows
+
+
+def period_scores(results: pd.DataFrame) -> dict[str, float]:
+    """AUC and Brier over every replayed flight, continuous training and the static champion."""
+    y = results["delayed"].to_numpy(dtype=np.float64)
+    ct = _scores(y, results["probability"].to_numpy())
+    static = _scores(y, results["static_probability"].to_numpy())
+    return {
+        "ct_auc": round(ct[0], 4),
+        "static_auc": round(static[0], 4),
+        "ct_brier": round(ct[1], 4),
+        "static_brier": round(static[1], 4),
+    }
 
 
 def quarter_table(results: pd.DataFrame) -> list[dict[str, Any]]:
@@ -185,6 +238,8 @@ def plot_performance(path: Path, weeks: pd.DataFrame) -> None:
                 start = i
         ax.plot(x, weeks[f"ct_{metric}"], "o-", label="continuous training (served)", color="C0")
         ax.plot(x, weeks[f"static_{metric}"], "s--", label="static first champion", color="C3")
+        if f"naive_{metric}" in weeks:
+            ax.plot(x, weeks[f"naive_{metric}"], "^:", label="naive: retrain weekly, always promote", color="C2")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     _date_axis(axes[1])
@@ -357,7 +412,8 @@ def write(folder: Path, results: pd.DataFrame, loop: ReplayRecord, figures: dict
         reference = json.loads(path.read_text()).get("reference_fractions")
         if reference:
             references[path.parent.name.removeprefix("v")] = reference
-    weeks = weekly_metrics(results)
+    loop_ref = reference_loop(Path(settings.root), figures["period"])
+    weeks = with_reference(weekly_metrics(results), loop_ref)
     drifts = weekly_drift(loop.weekly, references)
     images = _plots(folder, weeks, drifts, loop, settings.monitor)
     weeks.to_csv(folder / "weekly.csv", index=False)
@@ -380,6 +436,20 @@ def write(folder: Path, results: pd.DataFrame, loop: ReplayRecord, figures: dict
         if e.outcome != "none"
     ]
     held = sum(1 for e in loop.events if e.outcome == "none")
+    decisions = settings.data_dir / "monitor" / DECISIONS
+    if decisions.is_file():
+        shutil.copyfile(decisions, folder / DECISIONS)
+    if loop_ref is None:
+        reference_note = (
+            'The naive weekly loop is measured by <code>make bench BENCH_ARGS="--only model"</code> '
+            "over the full replay's period; it is not shown for this period."
+        )
+    else:
+        reference_note = (
+            f"Retrains: continuous training {figures['retrains']}, the naive weekly loop {loop_ref['retrains']} "
+            "(it retrains every 7 days as a retrain does and always promotes, trained offline by "
+            '<code>make bench BENCH_ARGS="--only model"</code> on the same flights).'
+        )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ctloop replay {html.escape(figures["period"])}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}}
@@ -391,12 +461,14 @@ feedback once each flight had arrived; the monitor ran each simulated midnight a
 gated and promoted on its own. The static champion is the first model, never retrained, scored
 on the same flights.</p>
 <h2>Summary</h2>{_table([overview])}
-<h2>Continuous training vs static champion, per quarter</h2>{_table(figures["quarters"])}
+<h2>Continuous training, static champion and the naive weekly loop, per quarter</h2>
+{_table(three_loops(figures["quarters"], loop_ref))}
+<p>{reference_note}</p>
 {"".join(_figure(n) for n in images)}
 <h2>Triggers, retrains, gate decisions, promotions</h2>{_table(events)}
 <p>{held} more passes found a trigger but started no run (cooldown, waiting for new data, or an
 incident already retrained): every decision with its reasons and numbers is in
-<code>{html.escape(str(settings.data_dir / "monitor" / "decisions.jsonl"))}</code>.</p>
+<a href="{DECISIONS}">{DECISIONS}</a>, copied beside this page.</p>
 <h2>Wall time by stage (s)</h2>{_table([figures["stages_s"]])}
 </body></html>
 """

@@ -182,6 +182,7 @@ def run_replay(settings: Settings, quick: bool) -> None:
         progress.update(bar, completed=hours, description="replay: done")
     console.print(replay_table(outcome.summary))
     console.print(f"report: {outcome.report_dir / 'index.html'} (ctloop report serves it)")
+    console.print(f"the report is also in the replay's MLflow run {outcome.summary['mlflow_run']} (ctloop ui --replay)")
     console.print(
         "next: ctloop serve --replay (make serve) serves its champion; ctloop models --replay lists its versions"
     )

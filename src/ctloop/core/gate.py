@@ -1,9 +1,10 @@
 """The promotion gate: a candidate is blessed only if every check passes.
 
-Checks: no NaN metric; absolute floors; not worse than the champion beyond a tolerance on the
-same evaluation window; no slice collapsed (absolutely or against the champion's slice), for
-every carrier, origin airport and part of the day (``ctloop.core.evaluate.SLICE_COLUMNS``);
-ONNX export faithful to the scikit-learn model.
+Checks: no NaN metric; absolute floors (which yield to a candidate at least as good as the
+champion in AUC and Brier on the same rows, ``floors_yield_to_champion``); not worse than the
+champion beyond a tolerance on the same evaluation window; no slice collapsed (absolutely or
+against the champion's slice), for every carrier, origin airport and part of the day
+(``ctloop.core.evaluate.SLICE_COLUMNS``); ONNX export faithful to the scikit-learn model.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ctloop.config import GateSettings
-from ctloop.core.evaluate import EvalResult, slice_kinds
+from ctloop.core.evaluate import EvalResult, Scores, slice_kinds
 
 ONNX_TOLERANCE = 1e-5
 BLESSED = "blessed"
@@ -51,6 +52,41 @@ def _nan(value: float) -> bool:
     return value is None or math.isnan(value)
 
 
+def _floors(c: Scores, gate: GateSettings) -> list[tuple[bool, str, str]]:
+    """The absolute floors as (passed, reason if passed, reason if failed)."""
+    ll_skill, brier_skill = skill(c.log_loss, c.brier, c.positive_rate)
+    return [
+        (c.auc >= gate.min_auc, f"auc {c.auc:.4f} >= floor {gate.min_auc}", f"auc {c.auc:.4f} < floor {gate.min_auc}"),
+        (
+            ll_skill >= gate.min_log_loss_skill,
+            f"log_loss {c.log_loss:.4f}: skill {ll_skill:.3f} >= {gate.min_log_loss_skill}",
+            f"log_loss {c.log_loss:.4f}: skill {ll_skill:.3f} < floor {gate.min_log_loss_skill}",
+        ),
+        (
+            brier_skill >= gate.min_brier_skill,
+            f"brier {c.brier:.4f}: skill {brier_skill:.3f} >= {gate.min_brier_skill}",
+            f"brier {c.brier:.4f}: skill {brier_skill:.3f} < floor {gate.min_brier_skill}",
+        ),
+    ]
+
+
+def _collapsed_slices(candidate: EvalResult, champion: EvalResult | None, gate: GateSettings) -> list[str]:
+    """A reason for each judged slice that collapsed, absolutely or against the champion's same slice."""
+    out: list[str] = []
+    for name, s in candidate.slices.items():
+        if s.rows < gate.min_slice_rows or not 0 < s.positive_rate < 1:
+            continue
+        if _nan(s.auc) or s.auc < gate.min_slice_auc:
+            out.append(f"slice {name} collapsed: auc {s.auc:.4f} < {gate.min_slice_auc} on {s.rows} rows")
+            continue
+        base = champion.slices.get(name) if champion is not None else None
+        if base is not None and not _nan(base.auc) and s.auc < base.auc - gate.max_slice_auc_drop:
+            out.append(
+                f"slice {name} collapsed: auc {s.auc:.4f} vs champion {base.auc:.4f} (drop > {gate.max_slice_auc_drop})"
+            )
+    return out
+
+
 def decide(
     candidate: EvalResult,
     champion: EvalResult | None,
@@ -71,26 +107,20 @@ def decide(
     if fails:
         return Decision(False, fails, passes)
 
-    check(c.auc >= gate.min_auc, f"auc {c.auc:.4f} >= floor {gate.min_auc}", f"auc {c.auc:.4f} < floor {gate.min_auc}")
-    ll_skill, brier_skill = skill(c.log_loss, c.brier, c.positive_rate)
-    check(
-        ll_skill >= gate.min_log_loss_skill,
-        f"log_loss {c.log_loss:.4f}: skill {ll_skill:.3f} >= {gate.min_log_loss_skill}",
-        f"log_loss {c.log_loss:.4f}: skill {ll_skill:.3f} < floor {gate.min_log_loss_skill}",
-    )
-    check(
-        brier_skill >= gate.min_brier_skill,
-        f"brier {c.brier:.4f}: skill {brier_skill:.3f} >= {gate.min_brier_skill}",
-        f"brier {c.brier:.4f}: skill {brier_skill:.3f} < floor {gate.min_brier_skill}",
-    )
+    ch = champion.overall if champion is not None and not _nan(champion.overall.auc) else None
+    beats_champion = ch is not None and not _nan(ch.brier) and c.auc >= ch.auc and c.brier <= ch.brier
+    for ok, good, bad in _floors(c, gate):
+        if not ok and gate.floors_yield_to_champion and beats_champion:
+            passes.append(f"{bad}, waived: at least as good as the champion in auc and brier on the same rows")
+        else:
+            check(ok, good, bad)
     check(
         not _nan(onnx_max_abs_diff) and onnx_max_abs_diff <= ONNX_TOLERANCE,
         f"onnx parity {onnx_max_abs_diff:.1e} <= {ONNX_TOLERANCE:.0e}",
         f"onnx export differs from scikit-learn by {onnx_max_abs_diff:.1e} (> {ONNX_TOLERANCE:.0e})",
     )
 
-    if champion is not None and not _nan(champion.overall.auc):
-        ch = champion.overall
+    if ch is not None:
         check(
             c.auc >= ch.auc - gate.max_auc_drop,
             f"auc {c.auc:.4f} vs champion {ch.auc:.4f} within {gate.max_auc_drop}",
@@ -104,17 +134,7 @@ def decide(
     else:
         passes.append("no champion to compare with")
 
-    for name, s in candidate.slices.items():
-        if s.rows < gate.min_slice_rows or not 0 < s.positive_rate < 1:
-            continue
-        if _nan(s.auc) or s.auc < gate.min_slice_auc:
-            fails.append(f"slice {name} collapsed: auc {s.auc:.4f} < {gate.min_slice_auc} on {s.rows} rows")
-            continue
-        base = champion.slices.get(name) if champion is not None else None
-        if base is not None and not _nan(base.auc) and s.auc < base.auc - gate.max_slice_auc_drop:
-            fails.append(
-                f"slice {name} collapsed: auc {s.auc:.4f} vs champion {base.auc:.4f} (drop > {gate.max_slice_auc_drop})"
-            )
+    fails += _collapsed_slices(candidate, champion, gate)
     if not any(r.startswith("slice ") for r in fails):
         kinds = ", ".join(f"{len(names)} {kind}" for kind, names in slice_kinds(candidate.slices).items())
         passes.append(f"no slice collapsed ({len(candidate.slices)} slices{': ' + kinds if kinds else ''})")
