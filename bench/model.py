@@ -40,6 +40,8 @@ from ctloop.core.clock import local_midnight
 from ctloop.core.features import as_float_matrix
 
 YEAR_START, YEAR_END = date(2013, 1, 1), date(2013, 12, 31)
+SHORT_WINDOW_DAYS = 120
+"""The naive loop again with this retrain window, for the evidence behind ``train_window_days``."""
 
 
 def month_ends() -> list[date]:
@@ -172,6 +174,12 @@ def run(settings: Settings, work: Path) -> dict[str, Any]:
     return {
         "months": months,
         "naive_weekly": naive_weekly(ts, settings),
+        "naive_weekly_short_window": {
+            "train_window_days": SHORT_WINDOW_DAYS,
+            **naive_weekly(
+                ts, settings.replace(monitor=replace(settings.monitor, train_window_days=SHORT_WINDOW_DAYS))
+            ),
+        },
         "months_beating_baseline": sum(m["beats_baseline"] for m in months),
         "training_set_s": round(built, 1),
         "params": asdict(settings.train),

@@ -272,7 +272,7 @@ def replay_report(work: Path) -> None:
     table(replay.rows(summary))
     print(replay.stages(summary))
     keep = ("period", "flights", "retrains", "promotions", "not_blessed", "failed", "versions_served", "quarters")
-    keep += ("overall",)
+    keep += ("overall", "offline_online", "staleness")
     decisions = [
         {
             "at": e["at"],

@@ -261,6 +261,46 @@ def naive_weekly(results: Results) -> str:
     )
 
 
+def window_evidence(results: Results) -> str:
+    """The naive weekly loop with a short retrain window and with the configured one, per quarter."""
+    m = results["model"]
+    short, full = m["naive_weekly_short_window"], m["naive_weekly"]
+    days = m["train_window_days"]
+    by_quarter = {q["quarter"]: q for q in short["quarters"]}
+    rows = []
+    for q in full["quarters"]:
+        s = by_quarter[q["quarter"]]
+        rows.append(
+            (
+                q["quarter"],
+                f"{num(q['static_auc'], 4)} / {num(q['static_brier'], 4)}",
+                f"{num(s['naive_auc'], 4)} / {num(s['naive_brier'], 4)}",
+                f"{num(q['naive_auc'], 4)} / {num(q['naive_brier'], 4)}",
+            )
+        )
+    header = (
+        "quarter",
+        "static champion AUC / Brier",
+        f"naive weekly, {short['train_window_days']}-day window",
+        f"naive weekly, {days}-day window",
+    )
+    return table(header, rows) + "\n\n" + source("model", m)
+
+
+def replay_decisions(results: Results) -> str:
+    """Every retrain of the full replay: when, why, on what window, and what the gate made of it."""
+    r = results["replay"]
+    rows = []
+    for e in r["gate_decisions"]:
+        if not e["window"]:
+            continue
+        notes = "; ".join(e["gate_reasons"]) or "–"
+        version = f"v{e['new_version']}" if e["new_version"] else "–"
+        rows.append((e["at"][:10], ", ".join(e["triggers"]), " – ".join(e["window"]), e["outcome"], version, notes))
+    header = ("day", "triggers", "window", "outcome", "version", "gate: failed checks, or floors waived")
+    return table(header, rows) + "\n\n" + source("replay", r)
+
+
 def fuzz(results: Results) -> str:
     """The fuzzing run: requests by kind and their answers."""
     f = results["reliability"]["fuzz"]
@@ -462,6 +502,8 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "bench:containers": containers,
     "bench:model": model,
     "bench:naive-weekly": naive_weekly,
+    "bench:window-evidence": window_evidence,
+    "bench:replay-decisions": replay_decisions,
     "bench:fuzz": fuzz,
     "bench:load": load,
     "bench:registry-outage": registry_outage,

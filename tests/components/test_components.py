@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Metrics, Model
@@ -106,6 +107,10 @@ def test_training_train_evaluate_gate_chain(materialized, snapshot, tmp_path):
     assert gate.python_func(evaluation=evaluation, settings_json=strict, decision=decision) == "rejected"
     assert any("collapsed" in r for r in decision.metadata["reasons"])
     doc = json.loads((tmp_path / "evaluation").read_text())
+    importance = doc["feature_importance"]  # D2: every feature's AUC drop when shuffled, in every evaluation
+    meta = json.loads((Path(model.path) / "metadata.json").read_text())
+    assert list(importance) == meta["feature_names"] and max(importance.values()) > 0.01
+    assert "<h2>Feature importance</h2>" in page
     doc["candidate"]["overall"]["auc"] = float("nan")
     (tmp_path / "evaluation").write_text(json.dumps(doc))
     assert gate.python_func(evaluation=evaluation, settings_json=relaxed, decision=decision) == "rejected"

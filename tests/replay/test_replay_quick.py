@@ -158,6 +158,25 @@ def test_the_replay_is_an_mlflow_run_holding_its_report(replayed):
     assert {"report/index.html", "report/performance.png", "report/decisions.jsonl"} <= files
 
 
+def test_offline_and_served_auc_and_auc_by_age_come_from_the_replay(replayed):
+    """M2 and M4: each served version's gate AUC beside its served AUC (recomputed here), and AUC by model age."""
+    from sklearn.metrics import roc_auc_score
+
+    table = replayed.summary["offline_online"]
+    served = {int(v): part for v, part in replayed.results.groupby(replayed.results["version"].astype(int))}
+    assert [r["version"] for r in table["versions"]] == sorted(served)
+    for row in table["versions"]:
+        part = served[row["version"]]
+        assert row["flights"] == len(part) and 0.5 < row["offline_auc"] < 1
+        assert row["served_auc"] == pytest.approx(roc_auc_score(part["delayed"], part["probability"]), abs=1e-4)
+    ages = replayed.summary["staleness"]
+    for model in ("continuous training", "static champion"):
+        rows = [r for r in ages if r["model"] == model]
+        assert rows and sum(r["flights"] for r in rows) == len(replayed.results)
+    page = (replayed.report_dir / "index.html").read_text()
+    assert "Offline against online" in page and "AUC by model age" in page
+
+
 def cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """``ctloop ARGS``, its output piped (as a script reads it)."""
     ctloop = Path(sys.executable).parent / "ctloop"

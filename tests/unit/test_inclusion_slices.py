@@ -113,3 +113,16 @@ def test_the_registered_run_carries_each_features_normal_drift(evaluated, regist
     assert registered_run.data.metrics["drift_normal_psi.temp"] == pytest.approx(normal["features"]["temp"])
     assert registered_run.data.metrics["drift_normal_psi.prediction"] == pytest.approx(normal["prediction"])
     assert float(registered_run.data.params["drift_normal_window_s"]) == 7 * 86400
+
+
+def test_a_slice_without_an_auc_stays_in_the_document_and_out_of_kfps_metrics(evaluated):
+    """A slice of one class (no late flight) has a NaN AUC: kept in the document, left out of the metrics KFP stores."""
+    import copy
+    import math
+
+    _, _, evaluation = evaluated
+    document = copy.deepcopy(evaluation.document)
+    document["candidate"]["slices"]["carrier=UA"]["auc"] = math.nan
+    metrics = pipeline_steps.Evaluation(document, evaluation.roc, evaluation.confusion, evaluation.html).flat_metrics()
+    assert "candidate_slice.carrier.UA.auc" not in metrics and metrics["candidate_slice.carrier.UA.rows"] > 0
+    assert all(not math.isnan(v) for v in metrics.values())

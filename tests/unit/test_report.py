@@ -11,9 +11,11 @@ from ctloop.app.report import (
     _week_label,
     drift_row_labels,
     fired_cells,
+    offline_vs_online,
     plot_drift,
     quarter_table,
     reference_loop,
+    staleness,
     three_loops,
     weekly_drift,
     weekly_metrics,
@@ -172,3 +174,43 @@ def test_the_three_loops_stand_side_by_side_per_week_and_quarter():
     assert (row["CT AUC"], row["static AUC"], row["naive weekly AUC"]) == (0.72, 0.66, 0.7)
     assert (row["CT Brier"], row["static Brier"], row["naive weekly Brier"]) == (0.16, 0.18, 0.17)
     assert three_loops(quarters, None)[0]["naive weekly AUC"] is None
+
+
+def test_offline_and_served_auc_per_version_and_their_correlation():
+    """Each version's served AUC is computed from the flights it answered; Pearson's r over the versions."""
+    rows = []
+    for version, served_right in ((1, 1), (2, 0), (3, 1)):
+        for i in range(4):
+            delayed = i % 2
+            p = (0.8 if delayed else 0.2) if served_right else (0.2 if delayed else 0.8)
+            rows.append((f"2013-04-0{version} 0{i}:00", delayed, p, 0.5, version))
+    frame = results(rows)
+    versions = {"1": {"offline_auc": 0.70}, "2": {"offline_auc": 0.60}, "3": {"offline_auc": 0.72}}
+    got = offline_vs_online(frame, versions)
+    assert [(r["version"], r["flights"], r["served_auc"]) for r in got["versions"]] == [
+        (1, 4, 1.0),
+        (2, 4, 0.0),
+        (3, 4, 1.0),
+    ]
+    expected = np.corrcoef([0.70, 0.60, 0.72], [1.0, 0.0, 1.0])[0, 1]
+    assert got["correlation"] == pytest.approx(expected, abs=1e-4) and got["correlation"] > 0.9
+    two = offline_vs_online(frame, {k: versions[k] for k in ("1", "2")})
+    assert np.isnan(two["correlation"])  # fewer than three versions: no correlation claimed
+
+
+def test_staleness_ages_each_flight_by_the_model_that_scored_it():
+    """Age = flight's local day - the model's last data day, in 28-day bins; the static champion ages all along."""
+    frame = results(
+        [
+            ("2013-04-01 08:00", 1, 0.9, 0.6, 1),  # v1 data to 03-31: age 1; static: age 1
+            ("2013-04-01 09:00", 0, 0.1, 0.4, 1),
+            ("2013-05-10 08:00", 1, 0.8, 0.3, 2),  # v2 data to 05-01: age 9; static: age 40
+            ("2013-05-10 09:00", 0, 0.3, 0.7, 2),
+        ]
+    )
+    versions = {"1": {"data_end": "2013-03-31"}, "2": {"data_end": "2013-05-01"}}
+    rows = staleness(frame, versions, "2013-03-31")
+    ct = [r for r in rows if r["model"] == "continuous training"]
+    static = [r for r in rows if r["model"] == "static champion"]
+    assert [(r["age_days"], r["flights"], r["auc"]) for r in ct] == [("0-27", 4, 1.0)]
+    assert [(r["age_days"], r["flights"], r["auc"]) for r in static] == [("0-27", 2, 1.0), ("28-55", 2, 0.0)]

@@ -251,6 +251,11 @@ class Registry:
             self._mlflow.log_text(text, name)
 
     @_guarded
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The metrics a run logged (a version's run: its evaluation, ``eval_auc`` and the rest)."""
+        return {str(k): float(v) for k, v in self._client.get_run(run_id).data.metrics.items()}
+
+    @_guarded
     def log_folder(self, folder: Path, artifact_path: str) -> None:
         """Every file of ``folder`` as artifacts of the active run, under ``artifact_path``."""
         self._mlflow.log_artifacts(str(folder), artifact_path)

@@ -53,8 +53,8 @@ class ServedModel:
 class Retrain:
     """What became of a retrain: ``promoted``, ``not blessed``, ``failed`` or ``started <run id>``.
 
-    ``version``: the registered version (a blessed run); ``reasons``: the gate's failed checks, or
-    the failed step's error.
+    ``version``: the registered version (a blessed run); ``reasons``: the gate's failed checks, the
+    failed step's error, or for a promotion the floors the gate waived (``GateSettings.floors_yield_to_champion``).
     """
 
     outcome: str

@@ -10,6 +10,7 @@ import atexit
 import gc
 import json
 import logging
+import math
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -135,7 +136,7 @@ class Evaluation:
     html: str
 
     def flat_metrics(self) -> dict[str, float]:
-        """Scalars for KFP's Metrics artifact: overall scores, and the candidate's per slice."""
+        """Scalars for KFP's Metrics artifact: overall scores, and the candidate's per slice (NaN left out)."""
         from ctloop.core.evaluate import slice_metrics
 
         out: dict[str, float] = {}
@@ -145,7 +146,9 @@ class Evaluation:
                 out.update({f"{who}_{k}": v for k, v in block["overall"].items()})
         out.update(slice_metrics(self.document["candidate"], "candidate_"))
         out["onnx_max_abs_diff"] = self.document["onnx_max_abs_diff"]
-        return out
+        # KFP keeps metrics as protobuf numbers, which hold no NaN: a slice of one class (a small
+        # carrier with no late flight in the window) has no AUC, and the document keeps it as NaN
+        return {k: v for k, v in out.items() if not math.isnan(v)}
 
 
 def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: str) -> Evaluation:
@@ -165,6 +168,14 @@ def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: s
     p = core.onnx_predict(model_dir / layout.ONNX_FILE, features.as_float_matrix(held, names))
     onnx_diff = float(meta["onnx_max_abs_diff"])
     candidate = ev.evaluate(held, p)
+    matrix = features.as_float_matrix(held, names)
+    importance = ev.permutation_importance(
+        lambda m: core.onnx_predict(model_dir / layout.ONNX_FILE, m),
+        matrix,
+        held[ev.LABEL].to_numpy(),
+        names,
+        params.seed,
+    )
     baseline = core.fit_baseline(fit, params.seed)
     p_base = np.asarray(baseline.predict_proba(core.baseline_features(held))[:, 1], dtype=np.float64)
     document: dict[str, Any] = {
@@ -174,6 +185,7 @@ def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: s
         "onnx_max_abs_diff": onnx_diff,
         "champion": None,
         "champion_version": None,
+        "feature_importance": importance,
     }
     champion = champion_scores(settings, held, names)
     if champion is not None:
@@ -229,6 +241,7 @@ def register(
     metrics.update({f"baseline_{k}": v for k, v in document["baseline"]["overall"].items()})
     metrics.update(ev.slice_metrics(document["candidate"], "eval_"))  # carrier, origin, time of day
     metrics["onnx_max_abs_diff"] = document["onnx_max_abs_diff"]
+    metrics.update({f"importance.{k}": v for k, v in (document.get("feature_importance") or {}).items()})
     params = {**meta["params"], "fit_rows": meta["fit_rows"]}
     normal = meta.get("reference_fractions", {}).get(buckets.NORMAL, {})
     if normal.get("features"):  # each feature's normal drift, in lineage next to the model it judges

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from collections import defaultdict
@@ -525,6 +526,7 @@ def summary(loop: Loop, results: pd.DataFrame, first_version: str, wall_s: float
     from ctloop.app import report
 
     promoted = [e for e in loop.events if e.outcome == "promoted"]
+    versions = version_facts(loop.settings, results)
     served = sorted({int(v) for v in results["version"] if v})
     timings = np.asarray([s for _, _, s in loop.timings.requests]) if loop.timings.requests else np.zeros(1)
     return {
@@ -545,6 +547,8 @@ def summary(loop: Loop, results: pd.DataFrame, first_version: str, wall_s: float
         "versions_served": served,
         "quarters": report.quarter_table(results),
         "overall": report.period_scores(results),
+        "offline_online": report.offline_vs_online(results, versions),
+        "staleness": report.staleness(results, versions, loop.plan.first_end),
         "monitor_pass_s": {
             "mean": round(float(np.mean([t for t, _ in loop.pass_seconds] or [0.0])), 4),
             "max": round(max((t for t, _ in loop.pass_seconds), default=0.0), 4),
@@ -695,6 +699,22 @@ def run(
     figures["mlflow_run"] = log_report(rs, report_dir, figures)
     (report_dir / SUMMARY_FILE).write_text(json.dumps(figures, indent=2, default=str))  # with the run's id
     return Outcome(report_dir, results_path, figures)
+
+
+def version_facts(settings: Settings, results: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each served version's offline AUC (the gate's, on its evaluation window) and its data's last day."""
+    from ctloop.adapters.registry import Registry
+
+    registry = Registry(settings)
+    facts: dict[str, dict[str, Any]] = {}
+    for version in sorted({str(int(v)) for v in results["version"] if v}):
+        mv = registry.get(version)
+        window = mv.tags.get("window", "")
+        facts[version] = {
+            "offline_auc": registry.run_metrics(mv.run_id).get("eval_auc", math.nan),
+            "data_end": window.split("..")[-1] if window else None,
+        }
+    return facts
 
 
 REPORT_ARTIFACTS = "report"

@@ -155,6 +155,67 @@ def period_scores(results: pd.DataFrame) -> dict[str, float]:
     }
 
 
+AGE_BIN_DAYS = 28
+"""Model age is reported in bins of this many days since the end of the model's data."""
+
+
+def _version_key(value: Any) -> str:
+    return str(int(value)) if value not in (None, "") and not pd.isna(value) else ""
+
+
+def offline_vs_online(results: pd.DataFrame, versions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per served version: the gate's offline AUC against the AUC it was served at on delayed labels.
+
+    ``versions``: each version's ``offline_auc`` (its evaluation window). The correlation is
+    Pearson's over the versions (NaN with fewer than three).
+    """
+    key = results["version"].map(_version_key)
+    rows = []
+    for version, part in results.groupby(key, sort=False):
+        if version not in versions:
+            continue
+        served, _ = _scores(part["delayed"].to_numpy(dtype=np.float64), part["probability"].to_numpy())
+        offline = float(versions[version]["offline_auc"])
+        rows.append({"version": int(version), "flights": len(part), "offline_auc": round(offline, 4)})
+        rows[-1]["served_auc"] = round(served, 4)
+    rows.sort(key=lambda r: r["version"])
+    pairs = [(r["offline_auc"], r["served_auc"]) for r in rows if not math.isnan(r["served_auc"])]
+    correlation = float(np.corrcoef(np.asarray(pairs).T)[0, 1]) if len(pairs) >= 3 else math.nan
+    return {"versions": rows, "correlation": round(correlation, 4)}
+
+
+def staleness(results: pd.DataFrame, versions: dict[str, dict[str, Any]], static_end: str) -> list[dict[str, Any]]:
+    """AUC and Brier by model age (days from the end of the model's data to the flight's local day).
+
+    For the loop, each flight is aged by the version that served it; for the static champion by
+    its one window's end, so its ages run the whole replay long.
+    """
+    days = _local_days(results)
+    ends = results["version"].map(lambda v: versions.get(_version_key(v), {}).get("data_end"))
+    ages = {
+        "continuous training": ((days - pd.to_datetime(ends)).dt.days, "probability"),
+        "static champion": ((days - pd.Timestamp(static_end)).dt.days, "static_probability"),
+    }
+    rows = []
+    y = results["delayed"].to_numpy(dtype=np.float64)
+    for model, (age, column) in ages.items():
+        bins = (age // AGE_BIN_DAYS).to_numpy()
+        for b in np.unique(bins[~np.isnan(bins)]) if bins.dtype.kind == "f" else np.unique(bins):
+            mask = bins == b
+            auc, brier = _scores(y[mask], results[column].to_numpy()[mask])
+            first = int(b) * AGE_BIN_DAYS
+            rows.append(
+                {
+                    "model": model,
+                    "age_days": f"{first}-{first + AGE_BIN_DAYS - 1}",
+                    "flights": int(mask.sum()),
+                    "auc": round(auc, 4),
+                    "brier": round(brier, 4),
+                }
+            )
+    return rows
+
+
 def quarter_table(results: pd.DataFrame) -> list[dict[str, Any]]:
     """AUC and Brier per calendar quarter, continuous training against the static champion."""
     quarters = _local_days(results).dt.quarter.to_numpy()
@@ -430,7 +491,7 @@ def write(folder: Path, results: pd.DataFrame, loop: ReplayRecord, figures: dict
             "outcome": e.outcome,
             "window": "..".join(e.window) if e.window else None,
             "new version": f"v{e.new_version}" if e.new_version else None,
-            "gate (failed checks)": e.gate_reasons,
+            "gate (failed checks, or floors waived)": e.gate_reasons,
         }
         for e in loop.events
         if e.outcome != "none"
@@ -465,6 +526,14 @@ on the same flights.</p>
 {_table(three_loops(figures["quarters"], loop_ref))}
 <p>{reference_note}</p>
 {"".join(_figure(n) for n in images)}
+<h2>Offline against online: the gate's AUC and the served AUC, per version</h2>
+{_table(figures["offline_online"]["versions"])}
+<p>Correlation over the versions (Pearson): {human(figures["offline_online"]["correlation"])}. Offline: the
+gate's AUC on the version's own evaluation window; served: the AUC of the flights it answered, on
+their delayed labels.</p>
+<h2>AUC by model age</h2>{_table(figures["staleness"])}
+<p>Age: days from the last day of a model's data to the flight's day. The static champion ages
+through the whole replay; the loop's versions are replaced before they grow old.</p>
 <h2>Triggers, retrains, gate decisions, promotions</h2>{_table(events)}
 <p>{held} more passes found a trigger but started no run (cooldown, waiting for new data, or an
 incident already retrained): every decision with its reasons and numbers is in

@@ -49,7 +49,7 @@ class LocalRetrainer:
     runner: str = ""
 
     def __call__(self, settings: Settings, start: str, end: str, as_of: str) -> Retrain:
-        """Run it: ``promoted`` (with the version), ``not blessed`` or ``failed`` (with the reasons).
+        """Run it: ``promoted`` (with the version, and the floors waived), ``not blessed`` or ``failed`` (with why).
 
         The feature pipeline runs first for the window's days the offline store lacks (the new
         data since its last run), so the training pipeline finds every partition it reads.
@@ -61,10 +61,11 @@ class LocalRetrainer:
             log.warning("retrain failed: %s", exc)
             detail = f"step {exc.task}: {exc.detail}" if isinstance(exc, PipelineStepError) else str(exc)
             return Retrain("failed", reasons=(detail,))
-        reasons = tuple(str(r) for r in run_.artifact_metadata("gate", "decision").get("reasons", []))
+        decision = run_.artifact_metadata("gate", "decision")
         if run_.output("gate") != "blessed":
-            return Retrain("not blessed", reasons=reasons)
-        return Retrain("promoted", run_.output("register"), reasons)
+            return Retrain("not blessed", reasons=tuple(str(r) for r in decision.get("reasons", [])))
+        waived = tuple(str(p) for p in decision.get("passed", []) if "waived" in str(p))  # floors yielded
+        return Retrain("promoted", run_.output("register"), waived)
 
 
 @dataclass(frozen=True)
