@@ -134,6 +134,15 @@ def replay_outcome(results: Results) -> str:
             n = by_quarter[q["quarter"]]
             value += f" vs {num(n['naive_auc'], 4)} / {num(n['naive_brier'], 4)}"
         rows.append((f"{q['quarter']} AUC / Brier: continuous training vs static champion{versus}", value))
+    if naive and "overall" in r:
+        o, n = r["overall"], naive["overall"]
+        rows.append(
+            (
+                "whole period AUC / Brier: continuous training vs static champion vs naive weekly",
+                f"{num(o['ct_auc'], 4)} / {num(o['ct_brier'], 4)} vs {num(o['static_auc'], 4)} / "
+                f"{num(o['static_brier'], 4)} vs {num(n['naive_auc'], 4)} / {num(n['naive_brier'], 4)}",
+            )
+        )
     if naive:
         rows.append(("retrains: continuous training vs naive weekly", f"{r['retrains']} vs {naive['retrains']}"))
     latency = r["latency_ms"]
@@ -299,6 +308,31 @@ def replay_decisions(results: Results) -> str:
         rows.append((e["at"][:10], ", ".join(e["triggers"]), " – ".join(e["window"]), e["outcome"], version, notes))
     header = ("day", "triggers", "window", "outcome", "version", "gate: failed checks, or floors waived")
     return table(header, rows) + "\n\n" + source("replay", r)
+
+
+def offline_online(results: Results) -> str:
+    """M2: each served version's gate AUC beside its served AUC, and their correlation."""
+    r = results["replay"]
+    table_ = r["offline_online"]
+    rows = [
+        (f"v{v['version']}", num(v["flights"]), num(v["offline_auc"], 4), num(v["served_auc"], 4))
+        for v in table_["versions"]
+    ]
+    header = ("version", "flights served", "gate AUC (offline)", "served AUC (delayed labels)")
+    return (
+        table(header, rows)
+        + f"\n\nCorrelation over the versions (Pearson): {num(table_['correlation'], 2)}. "
+        + source("replay", r)
+    )
+
+
+def staleness(results: Results) -> str:
+    """M4: AUC and Brier by model age, the loop's versions and the static champion."""
+    r = results["replay"]
+    rows = [
+        (s["model"], s["age_days"], num(s["flights"]), num(s["auc"], 4), num(s["brier"], 4)) for s in r["staleness"]
+    ]
+    return table(("model", "age (days)", "flights", "AUC", "Brier"), rows) + "\n\n" + source("replay", r)
 
 
 def fuzz(results: Results) -> str:
@@ -504,6 +538,8 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "bench:naive-weekly": naive_weekly,
     "bench:window-evidence": window_evidence,
     "bench:replay-decisions": replay_decisions,
+    "bench:offline-online": offline_online,
+    "bench:staleness": staleness,
     "bench:fuzz": fuzz,
     "bench:load": load,
     "bench:registry-outage": registry_outage,
