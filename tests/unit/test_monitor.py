@@ -190,10 +190,25 @@ def test_a_replayed_week_fires_only_on_the_features_shifted(training_set, scenar
 
 def test_cooldown_holds_back_a_second_run():
     """A trigger within the cooldown of the last run starts nothing and says why."""
-    state = State(last_run_at=(NOW - timedelta(days=2)).isoformat(), last_incident="drift", last_outcome="promoted")
+    state = State(last_run_at=(NOW - timedelta(days=2)).isoformat(), last_incident="schedule", last_outcome="failed")
     got = decide(NOW, "3", None, loud_drift(), None, Policy(cooldown_s=7 * 86400), state)
     assert got.triggers == ["drift"] and not got.retrain
     assert any("cooldown" in r for r in got.reasons)
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "outcome", "judged"),
+    [(2, "promoted", False), (6.9, "promoted", False), (7.1, "promoted", True), (2, "not blessed", True)],
+)
+def test_drift_waits_for_a_whole_window_of_the_promoted_version(days_ago, outcome, judged):
+    """Days after a promotion the window holds one or two weekdays of the new version: drift is not judged then.
+
+    A run that promoted nothing left the same version serving, whose window is whole.
+    """
+    state = State(last_run_at=(NOW - timedelta(days=days_ago)).isoformat(), last_incident="x", last_outcome=outcome)
+    got = decide(NOW, "3", None, loud_drift(), None, Policy(window="7d", cooldown_s=0.0), state)
+    assert (got.triggers == ["drift"]) is judged, got.reasons
+    assert any("drift not judged" in r and "v3 was promoted" in r for r in got.reasons) is not judged
 
 
 @pytest.mark.parametrize(("outcome", "retrain"), [("not blessed", False), ("failed", False), ("promoted", True)])

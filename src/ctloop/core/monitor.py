@@ -309,6 +309,13 @@ def _held_back(now: datetime, incident: str, policy: Policy, state: State, data_
     return ""
 
 
+def _served_since_promotion(now: datetime, state: State) -> float | None:
+    """Seconds since the monitor's last run promoted the model now serving (None: no such promotion)."""
+    if state.last_outcome != "promoted" or not state.last_run_at:
+        return None
+    return (now - datetime.fromisoformat(state.last_run_at)).total_seconds()
+
+
 def decide(
     now: datetime,
     version: str,
@@ -320,7 +327,13 @@ def decide(
 ) -> Decision:
     """Apply the policy: which triggers fire, and whether the cooldown or de-duplication holds them back."""
     found = Found()
-    if window_drift is not None:
+    served_s = _served_since_promotion(now, state)
+    if window_drift is not None and served_s is not None and served_s < policy.window_s:
+        found.reasons.append(
+            f"v{version} was promoted {served_s / 86400:.1f} days ago, less than the {policy.window} window: "
+            "drift not judged (a part of a window is one or two weekdays, far from any reference)"
+        )
+    elif window_drift is not None:
         _drift_triggers(window_drift, policy, found)
     if window_performance is not None:
         _performance_triggers(window_performance, policy, found)
