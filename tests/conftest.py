@@ -6,6 +6,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,20 @@ def promtool() -> str:
     found = str(beside) if beside.is_file() else shutil.which("promtool")
     assert found, "promtool missing: run `make setup`"
     return found
+
+
+def partition_files(folder: Path, day: date, value: float) -> dict[str, Path]:
+    """One tiny parquet file per partitioned table for ``day`` (column ``x`` = ``value``), as an append takes them."""
+    import pandas as pd
+
+    from ctloop.core import partitions
+
+    out = {}
+    for table in partitions.PARTITIONED_TABLES:
+        path = folder / f"{day}-{table}.parquet"
+        pd.DataFrame({"x": [value]}).to_parquet(path, index=False)
+        out[table] = path
+    return out
 
 
 def make_settings(data_dir: Path, redis_port: int) -> Settings:

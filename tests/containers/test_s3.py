@@ -16,17 +16,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import boto3
 import pandas as pd
 import pytest
 
 from ctloop.adapters import featurestore as fs
-from ctloop.adapters import services
-from ctloop.adapters.services import wait_until
 from ctloop.config import Settings
+from tests.s3_server import BUCKET, CREDENTIALS, moto_s3, s3_client
 
-BUCKET = "ctloop-feast"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "ctloop-test", "AWS_SECRET_ACCESS_KEY": "ctloop-test", "AWS_REGION": "us-east-1"}
 FEATURES = [
     "origin_weather:temp",
     "origin_weather:precip",
@@ -70,31 +66,11 @@ print("RESULT" + frame.sort_values(["origin", "event_timestamp"]).to_json(orient
 """
 
 
-def s3_client(url: str) -> object:
-    """A boto3 S3 client for the test server, with the test credentials."""
-    keys = {
-        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    }
-    return boto3.client("s3", endpoint_url=url, region_name=CREDENTIALS["AWS_REGION"], **keys)
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory) -> Iterator[str]:
     """Moto's S3 server on a free loopback port, with the offline store's bucket."""
-    port = services.free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    moto = Path(sys.executable).parent / "moto_server"
-    with log.open("wb") as sink:
-        server = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=sink, stderr=sink)
-    try:
-        wait_until(lambda: services.port_open(port), "moto S3 server", 20.0)
-        url = f"http://127.0.0.1:{port}"
-        s3_client(url).create_bucket(Bucket=BUCKET)
+    with moto_s3(tmp_path_factory.mktemp("moto") / "moto.log") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def joined(lines: str) -> list[dict[str, object]]:

@@ -6,63 +6,25 @@ refusal writing nothing, the tables read back, all through the object store's en
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
-import boto3
 import pandas as pd
 import pytest
 
-from ctloop.adapters import services
 from ctloop.adapters.offline_store import OfflineStore
 from ctloop.core import partitions as parts
+from tests.conftest import partition_files
+from tests.s3_server import BUCKET, CREDENTIALS, moto_s3, s3_client
 
 pytestmark = pytest.mark.slow
-
-BUCKET = "ctloop-feast"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "ctloop-test", "AWS_SECRET_ACCESS_KEY": "ctloop-test", "AWS_REGION": "us-east-1"}
-
-
-def s3_client(url: str) -> object:
-    """A boto3 S3 client for the test server, with the test credentials."""
-    keys = {
-        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    }
-    return boto3.client("s3", endpoint_url=url, region_name=CREDENTIALS["AWS_REGION"], **keys)
 
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory) -> Iterator[str]:
     """Moto's S3 server on a free loopback port, with the offline store's bucket."""
-    port = services.free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=sink,
-            stderr=sink,
-        )
-    try:
-        services.wait_until(lambda: services.port_open(port), "moto S3 server", 20.0)
-        url = f"http://127.0.0.1:{port}"
-        s3_client(url).create_bucket(Bucket=BUCKET)
+    with moto_s3(tmp_path_factory.mktemp("moto") / "moto.log") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def _files(folder: Path, day: date, value: float) -> dict[str, Path]:
-    out = {}
-    for table in parts.PARTITIONED_TABLES:
-        path = folder / f"{day}-{table}.parquet"
-        pd.DataFrame({"x": [value]}).to_parquet(path, index=False)
-        out[table] = path
-    return out
 
 
 def test_days_append_rerun_and_refuse_on_s3(endpoint, tmp_path, monkeypatch):
@@ -73,19 +35,19 @@ def test_days_append_rerun_and_refuse_on_s3(endpoint, tmp_path, monkeypatch):
     plane = tmp_path / "plane.parquet"
     pd.DataFrame({"tailnum": ["N1"]}).to_parquet(plane, index=False)
     d1, d2, gap = date(2013, 3, 1), date(2013, 3, 2), date(2013, 3, 4)
-    files = {d1: _files(tmp_path, d1, 1.0), d2: _files(tmp_path, d2, 2.0)}
+    files = {d1: partition_files(tmp_path, d1, 1.0), d2: partition_files(tmp_path, d2, 2.0)}
     store.append([d1, d2], files, {"plane": plane}, {d1: {"x": 1}, d2: {"x": 1}}, "run-1")
     assert store.days() == [d1, d2]
     kept = store.manifest()["days"]["2013-03-01"]
 
-    store.append([d2], {d2: _files(tmp_path, d2, 9.0)}, {"plane": plane}, {d2: {"x": 1}}, "run-2")
+    store.append([d2], {d2: partition_files(tmp_path, d2, 9.0)}, {"plane": plane}, {d2: {"x": 1}}, "run-2")
     assert store.read("carrier_delay")["x"].tolist() == [1.0, 9.0]
     assert store.manifest()["days"]["2013-03-01"] == kept
     assert store.read("plane")["tailnum"].tolist() == ["N1"]
 
     before = store.manifest()
     with pytest.raises(parts.PartitionRuleError, match="no-gap"):
-        store.append([gap], {gap: _files(tmp_path, gap, 4.0)}, {"plane": plane}, {gap: {"x": 1}}, "run-3")
+        store.append([gap], {gap: partition_files(tmp_path, gap, 4.0)}, {"plane": plane}, {gap: {"x": 1}}, "run-3")
     assert store.manifest() == before
     listed = s3_client(endpoint).list_objects_v2(Bucket=BUCKET, Prefix="data/")
     keys = sorted(o["Key"] for o in listed.get("Contents", []))

@@ -10,6 +10,7 @@ import pytest
 
 from ctloop.adapters.offline_store import MANIFEST_FILE, OfflineStore
 from ctloop.core import partitions as parts
+from tests.conftest import partition_files
 
 D = date.fromisoformat
 
@@ -79,27 +80,18 @@ def test_the_lineage_hash_changes_with_any_partition_or_the_static_tables():
     assert parts.lineage_sha256(hashes, "t") != base
 
 
-def _files(folder, day: date, value: float) -> dict[str, object]:
-    out = {}
-    for table in parts.PARTITIONED_TABLES:
-        path = folder / f"{day}-{table}.parquet"
-        pd.DataFrame({"x": [value]}).to_parquet(path, index=False)
-        out[table] = path
-    return out
-
-
 def test_the_store_checks_the_days_again_at_append_and_writes_nothing_when_refused(tmp_path):
     """The store itself decides: a day that leaves a hole is refused and no file or manifest entry appears."""
     store = OfflineStore(str(tmp_path / "store"))
     plane = tmp_path / "plane.parquet"
     pd.DataFrame({"tailnum": ["N1"]}).to_parquet(plane, index=False)
     first = D("2013-03-01")
-    store.append([first], {first: _files(tmp_path, first, 1.0)}, {"plane": plane}, {first: {"x": 1}}, "run-1")
+    store.append([first], {first: partition_files(tmp_path, first, 1.0)}, {"plane": plane}, {first: {"x": 1}}, "run-1")
     before = sorted(p.relative_to(Path(store.root)) for p in Path(store.root).rglob("*"))
     manifest = (Path(store.root) / MANIFEST_FILE).read_text()
     gap = D("2013-03-03")
     with pytest.raises(parts.PartitionRuleError, match="no-gap"):
-        store.append([gap], {gap: _files(tmp_path, gap, 3.0)}, {"plane": plane}, {gap: {"x": 1}}, "run-2")
+        store.append([gap], {gap: partition_files(tmp_path, gap, 3.0)}, {"plane": plane}, {gap: {"x": 1}}, "run-2")
     assert sorted(p.relative_to(Path(store.root)) for p in Path(store.root).rglob("*")) == before
     assert (Path(store.root) / MANIFEST_FILE).read_text() == manifest
 
@@ -112,14 +104,14 @@ def test_a_rerun_replaces_its_day_only(tmp_path):
     d1, d2 = D("2013-03-01"), D("2013-03-02")
     store.append(
         [d1, d2],
-        {d1: _files(tmp_path, d1, 1.0), d2: _files(tmp_path, d2, 2.0)},
+        {d1: partition_files(tmp_path, d1, 1.0), d2: partition_files(tmp_path, d2, 2.0)},
         {"plane": plane},
         {d1: {"x": 1}, d2: {"x": 1}},
         "run-1",
     )
     kept = store.manifest()["days"]["2013-03-01"]
     old = store.hashes([d2])[d2]
-    plan = store.append([d2], {d2: _files(tmp_path, d2, 9.0)}, {"plane": plane}, {d2: {"x": 1}}, "run-2")
+    plan = store.append([d2], {d2: partition_files(tmp_path, d2, 9.0)}, {"plane": plane}, {d2: {"x": 1}}, "run-2")
     assert plan.reruns == (d2,)
     assert store.days() == [d1, d2]
     assert store.hashes([d2])[d2] != old
