@@ -17,6 +17,7 @@ from ctloop.cli.shell import (
     git_sha,
     load_settings,
     online_store,
+    task_bar,
 )
 from ctloop.config import FEATURE_PIPELINE
 
@@ -49,14 +50,7 @@ def features_run(
     settings = load_settings(config)
     feature_steps.check_days(settings, days)  # a refusal before anything starts
     with online_store(settings), _progress() as progress:
-        bar = progress.add_task(FEATURE_PIPELINE, total=len(local.FEATURE_TASKS))
-
-        def on_event(task: str, event: str) -> None:
-            if event == "started":
-                progress.update(bar, description=f"{FEATURE_PIPELINE}: {task}")
-            else:
-                progress.advance(bar)
-
+        bar, on_event = task_bar(progress, FEATURE_PIPELINE, len(local.FEATURE_TASKS))
         run = local.run_features(settings, days, git_sha=git_sha(settings.root), runner=runner, callback=on_event)
         progress.update(bar, description=f"{FEATURE_PIPELINE}: done", completed=len(local.FEATURE_TASKS))
     appended = run.artifact_metadata("append-offline", "appended")

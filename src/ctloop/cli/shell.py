@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from ctloop.config import ConfigError, Settings
 
@@ -229,6 +229,19 @@ def _progress() -> Progress:
         console=console,
         transient=False,
     )
+
+
+def task_bar(progress: Progress, label: str, tasks: int) -> tuple[TaskID, Callable[[str, str], None]]:
+    """A bar of ``tasks`` steps named ``label``: its id, and the callback a local pipeline run reports its tasks to."""
+    bar = progress.add_task(label, total=tasks)
+
+    def on_event(task: str, event: str) -> None:
+        if event == "started":
+            progress.update(bar, description=f"{label}: {task}")
+        else:
+            progress.advance(bar)
+
+    return bar, on_event
 
 
 def _show_version(value: bool) -> None:

@@ -23,6 +23,7 @@ from ctloop.cli.shell import (
     load_settings,
     online_store,
     quiet_warnings,
+    task_bar,
 )
 from ctloop.config import FEATURE_PIPELINE, TRAINING_PIPELINE, Settings
 from ctloop.core.text import cell
@@ -42,25 +43,11 @@ def run_training(settings: Settings, start: str, end: str, promote: bool) -> Any
     days = days_to_append(settings, start, end)
     with online_store(settings), _progress() as progress:
         if days:
-            first = progress.add_task(FEATURE_PIPELINE, total=len(local.FEATURE_TASKS))
-
-            def on_feature(task: str, event: str) -> None:
-                if event == "started":
-                    progress.update(first, description=f"{FEATURE_PIPELINE} {days}: {task}")
-                else:
-                    progress.advance(first)
-
+            _, on_feature = task_bar(progress, f"{FEATURE_PIPELINE} {days}", len(local.FEATURE_TASKS))
             local.run_features(settings, days, git_sha=git_sha(settings.root), callback=on_feature)
-        bar = progress.add_task(TRAINING_PIPELINE, total=len(local.TASKS))
-
-        def on_event(task: str, event: str) -> None:
-            if event == "started":
-                progress.update(bar, description=f"flight-delay-training: {task}")
-            else:
-                progress.advance(bar)
-
+        bar, on_event = task_bar(progress, TRAINING_PIPELINE, len(local.TASKS))
         run = local.run(settings, start, end, promote=promote, git_sha=git_sha(settings.root), callback=on_event)
-        progress.update(bar, description="flight-delay-training: done", completed=len(local.TASKS))
+        progress.update(bar, description=f"{TRAINING_PIPELINE}: done", completed=len(local.TASKS))
     return run
 
 
