@@ -179,7 +179,7 @@ def features_report(runs: dict[str, Timed], direct_s: dict[str, float]) -> None:
         "backfill_direct_s": round(direct_s["year"], 2),
         "peak_mib_backfill": year_peaks,
         "peak_limit_mib": PEAK_LIMIT_MIB,
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "measured_at": utc_now(),
     }
     write("features_day.json", out)
 
@@ -235,7 +235,7 @@ def pipeline_report(steps: dict[str, float], document: dict[str, Any], training:
         "steps_kfp_local_s": {k: round(v, 2) for k, v in tasks.items()},
         "peak_mib": peaks,
         "peak_limit_mib": PEAK_LIMIT_MIB,
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "measured_at": utc_now(),
     }
     write("pipeline_full_year.json", out)
 
@@ -255,11 +255,8 @@ def serving_report(results: dict[str, Any], settings: Settings) -> None:
         "load": {"threads": serving.THREADS, "connections": serving.CONNECTIONS, "workers": serving.WORKERS},
         "feature_cache_ttl_s": cache_ttl_s,
         "results": results,
-        "figures": [
-            {"figure": name, "value": value, "baseline": base, "ratio": None if math.isnan(ratio) else ratio}
-            for name, value, base, ratio in serving.rows(results, cache_ttl_s)
-        ],
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "figures": figure_list(serving.rows(results, cache_ttl_s)),
+        "measured_at": utc_now(),
     }
     write("serving.json", out)
 
@@ -294,11 +291,8 @@ def replay_report(work: Path) -> None:
         **{k: summary[k] for k in keep},
         "features_every_days": summary.get("features_every_days"),
         "gate_decisions": decisions,
-        "figures": [
-            {"figure": name, "value": value, "baseline": base, "ratio": ratio}
-            for name, value, base, ratio in replay.rows(summary)
-        ],
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "figures": figure_list(replay.rows(summary)),
+        "measured_at": utc_now(),
     }
     write("replay.json", out)
 
@@ -317,11 +311,8 @@ def model_report(work: Path) -> None:
         "scenario": "model",
         "machine": MACHINE,
         **result,
-        "figures": [
-            {"figure": name, "value": value, "baseline": base, "ratio": ratio}
-            for name, value, base, ratio in model.rows(result)
-        ],
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "figures": figure_list(model.rows(result)),
+        "measured_at": utc_now(),
     }
     write("model.json", out)
 
@@ -338,13 +329,23 @@ def containers_report(work: Path) -> None:
         "scenario": "containers",
         "machine": MACHINE,
         **result,
-        "figures": [
-            {"figure": name, "value": value, "baseline": base, "ratio": ratio}
-            for name, value, base, ratio in containers.rows(result)
-        ],
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "figures": figure_list(containers.rows(result)),
+        "measured_at": utc_now(),
     }
     write("containers.json", out)
+
+
+def figure_list(rows: list[tuple[str, float, float, float]]) -> list[dict[str, Any]]:
+    """The figures as a result file keeps them (a ratio that is not a number is null)."""
+    return [
+        {"figure": name, "value": value, "baseline": base, "ratio": None if math.isnan(ratio) else ratio}
+        for name, value, base, ratio in rows
+    ]
+
+
+def utc_now() -> str:
+    """When a result was measured, as the result files say it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def table(rows: list[tuple[str, float, float, float]]) -> None:
