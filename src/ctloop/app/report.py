@@ -143,7 +143,7 @@ def three_loops(quarters: list[dict[str, Any]], loop: dict[str, Any] | None) -> 
 
 
 def period_scores(results: pd.DataFrame) -> dict[str, float]:
-    """AUC and Brier over every replayed flight, continuous training and the static champion."""
+    """AUC and Brier of continuous training and of the static champion on the same flights (rounded)."""
     y = results["delayed"].to_numpy(dtype=np.float64)
     ct = _scores(y, results["probability"].to_numpy())
     static = _scores(y, results["static_probability"].to_numpy())
@@ -199,8 +199,8 @@ def staleness(results: pd.DataFrame, versions: dict[str, dict[str, Any]], static
     rows = []
     y = results["delayed"].to_numpy(dtype=np.float64)
     for model, (age, column) in ages.items():
-        bins = (age // AGE_BIN_DAYS).to_numpy()
-        for b in np.unique(bins[~np.isnan(bins)]) if bins.dtype.kind == "f" else np.unique(bins):
+        bins = (age // AGE_BIN_DAYS).to_numpy(dtype=np.float64)  # NaN: a version whose data end is unknown
+        for b in np.unique(bins[~np.isnan(bins)]):
             mask = bins == b
             auc, brier = _scores(y[mask], results[column].to_numpy()[mask])
             first = int(b) * AGE_BIN_DAYS
@@ -222,19 +222,7 @@ def quarter_table(results: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for q in np.unique(quarters):
         part = results.loc[quarters == q]
-        y = part["delayed"].to_numpy(dtype=np.float64)
-        ct = _scores(y, part["probability"].to_numpy())
-        static = _scores(y, part["static_probability"].to_numpy())
-        out.append(
-            {
-                "quarter": f"Q{int(q)}",
-                "flights": len(part),
-                "ct_auc": round(ct[0], 4),
-                "static_auc": round(static[0], 4),
-                "ct_brier": round(ct[1], 4),
-                "static_brier": round(static[1], 4),
-            }
-        )
+        out.append({"quarter": f"Q{int(q)}", "flights": len(part), **period_scores(part)})
     return out
 
 
