@@ -187,6 +187,7 @@ def test_floors_yield_to_a_candidate_at_least_as_good_as_the_champion():
     assert decision.blessed, decision.reasons
     waived = [p for p in decision.passed if "waived" in p]
     assert len(waived) == 3 and {p.split()[0] for p in waived} == {"auc", "log_loss", "brier"}
+    assert decision.waived == waived and decision.to_dict()["waived"] == waived
 
 
 @pytest.mark.parametrize(

@@ -165,17 +165,12 @@ def evaluate(settings: Settings, training_set_dir: Path, model_dir: Path, end: s
     # the candidate is scored as it will be served: its ONNX export (parity was checked in train)
     meta = json.loads((model_dir / layout.METADATA_FILE).read_text())
     names = list(meta["feature_names"])
-    p = core.onnx_predict(model_dir / layout.ONNX_FILE, features.as_float_matrix(held, names))
+    predict = core.onnx_predictor(model_dir / layout.ONNX_FILE)
+    matrix = features.as_float_matrix(held, names)
+    p = predict(matrix)
     onnx_diff = float(meta["onnx_max_abs_diff"])
     candidate = ev.evaluate(held, p)
-    matrix = features.as_float_matrix(held, names)
-    importance = ev.permutation_importance(
-        lambda m: core.onnx_predict(model_dir / layout.ONNX_FILE, m),
-        matrix,
-        held[ev.LABEL].to_numpy(),
-        names,
-        params.seed,
-    )
+    importance = ev.permutation_importance(predict, matrix, held[ev.LABEL].to_numpy(), names, params.seed)
     baseline = core.fit_baseline(fit, params.seed)
     p_base = np.asarray(baseline.predict_proba(core.baseline_features(held))[:, 1], dtype=np.float64)
     document: dict[str, Any] = {

@@ -17,6 +17,8 @@ def gate(evaluation: Input[Artifact], settings_json: str, decision: Output[Metri
     rules = Settings.from_json(settings_json).gate
     verdict = pipeline_steps.gate(json.loads(Path(evaluation.path).read_text()), rules)
     decision.log_metric("blessed", 1.0 if verdict.blessed else 0.0)
-    decision.metadata.update({"verdict": verdict.verdict, "reasons": verdict.reasons, "passed": verdict.passed})
+    decision.metadata.update(
+        {"verdict": verdict.verdict, "reasons": verdict.reasons, "passed": verdict.passed, "waived": verdict.waived}
+    )
     print(json.dumps(verdict.to_dict(), indent=2))  # the task log shows why
     return verdict.verdict

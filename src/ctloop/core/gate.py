@@ -28,6 +28,8 @@ class Decision:
     blessed: bool
     reasons: list[str] = field(default_factory=list)
     passed: list[str] = field(default_factory=list)
+    waived: list[str] = field(default_factory=list)
+    """The floors the candidate was below and passed anyway (``floors_yield_to_champion``), also in ``passed``."""
 
     @property
     def verdict(self) -> str:
@@ -96,6 +98,7 @@ def decide(
     """Apply every check; the candidate is blessed when no check fails."""
     fails: list[str] = []
     passes: list[str] = []
+    waived: list[str] = []
 
     def check(ok: bool, good: str, bad: str) -> None:
         (passes if ok else fails).append(good if ok else bad)
@@ -111,7 +114,8 @@ def decide(
     beats_champion = ch is not None and not _nan(ch.brier) and c.auc >= ch.auc and c.brier <= ch.brier
     for ok, good, bad in _floors(c, gate):
         if not ok and gate.floors_yield_to_champion and beats_champion:
-            passes.append(f"{bad}, waived: at least as good as the champion in auc and brier on the same rows")
+            waived.append(f"{bad}, waived: at least as good as the champion in auc and brier on the same rows")
+            passes.append(waived[-1])
         else:
             check(ok, good, bad)
     check(
@@ -138,4 +142,4 @@ def decide(
     if not any(r.startswith("slice ") for r in fails):
         kinds = ", ".join(f"{len(names)} {kind}" for kind, names in slice_kinds(candidate.slices).items())
         passes.append(f"no slice collapsed ({len(candidate.slices)} slices{': ' + kinds if kinds else ''})")
-    return Decision(not fails, fails, passes)
+    return Decision(not fails, fails, passes, waived)

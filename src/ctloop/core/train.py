@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -165,15 +165,25 @@ def to_onnx(model: HistGradientBoostingClassifier, n_features: int) -> bytes:
     return bytes(onx.SerializeToString())
 
 
-def onnx_predict(onnx_model: bytes | Path, matrix: np.ndarray) -> np.ndarray:
-    """Positive-class probabilities from an ONNX model (what serving runs)."""
+def onnx_predictor(onnx_model: bytes | Path) -> Callable[[np.ndarray], np.ndarray]:
+    """One ONNX session (what serving runs), as a function of a feature matrix to positive-class probabilities."""
     import onnxruntime as ort
 
     source = str(onnx_model) if isinstance(onnx_model, Path) else onnx_model
     session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
-    outputs = session.run(None, {session.get_inputs()[0].name: matrix.astype(np.float32)})
-    probabilities = next(o for o in outputs if getattr(o, "ndim", 0) == 2)
-    return np.asarray(probabilities[:, 1], dtype=np.float64)
+    name = session.get_inputs()[0].name
+
+    def predict_(matrix: np.ndarray) -> np.ndarray:
+        outputs = session.run(None, {name: matrix.astype(np.float32)})
+        probabilities = next(o for o in outputs if getattr(o, "ndim", 0) == 2)
+        return np.asarray(probabilities[:, 1], dtype=np.float64)
+
+    return predict_
+
+
+def onnx_predict(onnx_model: bytes | Path, matrix: np.ndarray) -> np.ndarray:
+    """Positive-class probabilities from an ONNX model (what serving runs)."""
+    return onnx_predictor(onnx_model)(matrix)
 
 
 def model_view(column: pd.Series) -> pd.Series:
@@ -270,8 +280,9 @@ def train(
     fit, held = split(ts, end, params.eval_days)
     model = fit_model(fit, ts.feature_names, params)
     onnx_bytes = to_onnx(model, len(ts.feature_names))
+    onnx_model = onnx_predictor(onnx_bytes)
     held_matrix = as_float_matrix(held, ts.feature_names)
-    parity = float(np.max(np.abs(onnx_predict(onnx_bytes, held_matrix) - predict(model, held, ts.feature_names))))
+    parity = float(np.max(np.abs(onnx_model(held_matrix) - predict(model, held, ts.feature_names))))
     cuts = reference_quantiles(fit, ts.feature_names)
     metadata = {
         "feature_names": ts.feature_names,
@@ -286,7 +297,7 @@ def train(
             fit,
             ts.feature_names,
             cuts,
-            onnx_predict(onnx_bytes, as_float_matrix(fit, ts.feature_names)),
+            onnx_model(as_float_matrix(fit, ts.feature_names)),
             drift_window_s,
         ),
         "onnx_max_abs_diff": parity,  # ONNX vs scikit-learn on the evaluation rows

@@ -64,8 +64,7 @@ class LocalRetrainer:
         decision = run_.artifact_metadata("gate", "decision")
         if run_.output("gate") != "blessed":
             return Retrain("not blessed", reasons=tuple(str(r) for r in decision.get("reasons", [])))
-        waived = tuple(str(p) for p in decision.get("passed", []) if "waived" in str(p))  # floors yielded
-        return Retrain("promoted", run_.output("register"), waived)
+        return Retrain("promoted", run_.output("register"), tuple(str(w) for w in decision.get("waived", [])))
 
 
 @dataclass(frozen=True)
