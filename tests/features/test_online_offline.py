@@ -9,8 +9,10 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 from feast import RepoConfig
+from feast.infra.offline_stores.offline_utils import get_offline_store_from_config
 
 from ctloop.adapters import featurestore as fs
+from ctloop.adapters.feast_asof import STORE_TYPE, AsOfDuckDBOfflineStore
 from ctloop.adapters.offline_store import OfflineStore
 from ctloop.app import feature_steps
 from ctloop.core.clock import local_midnight
@@ -109,7 +111,8 @@ def test_cluster_feature_store_yaml_parses_and_its_definitions_apply(tmp_path, m
     config = RepoConfig(repo_path=tmp_path, **raw)
     assert config.online_store.type == "redis"
     assert str(config.registry.path).startswith("s3://")
-    assert config.offline_store.type == "duckdb"
+    assert config.offline_store.type == STORE_TYPE  # Feast's DuckDB store, its joins by ASOF JOIN
+    assert isinstance(get_offline_store_from_config(config.offline_store), AsOfDuckDBOfflineStore)
     local = dict(raw)
     local["registry"] = {**raw["registry"], "path": str(tmp_path / "registry.db")}
     local["online_store"] = {**raw["online_store"], "connection_string": f"127.0.0.1:{redis_server.port}"}
