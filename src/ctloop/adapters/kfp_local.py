@@ -316,11 +316,10 @@ def run_pipeline(
             pipeline(**arguments(task_settings))
         except RuntimeError as exc:
             failure = exc
-    created = sorted((p for p in root.iterdir() if p.name not in before), key=lambda p: p.stat().st_mtime)
-    if not created:
-        raise PipelineStepError("pipeline", str(failure or "no run folder was created"), log_path)
-    outcome = LocalRun(created[-1], log_path, time.perf_counter() - began, seen, peaks)
-    if failure is not None:
+    if failure is not None:  # a task that failed before writing an output leaves no run folder
         task = seen[-1] if seen else "pipeline"
         raise PipelineStepError(task, error_detail(log_path.read_text()), log_path)
-    return outcome
+    created = sorted((p for p in root.iterdir() if p.name not in before), key=lambda p: p.stat().st_mtime)
+    if not created:
+        raise PipelineStepError("pipeline", "no run folder was created", log_path)
+    return LocalRun(created[-1], log_path, time.perf_counter() - began, seen, peaks)
