@@ -198,3 +198,13 @@ def test_build_training_set_refuses_missing_features(ts):
     assert len(core.build_training_set(flights, feats, NAMES).frame) == len(flights)
     with pytest.raises(core.TrainingError, match=f"features found for {len(flights) - 1} of {len(flights)}"):
         core.build_training_set(flights, feats.iloc[1:], NAMES)
+
+
+def test_build_training_set_gives_each_flight_its_own_features_in_any_order(ts):
+    """Features in the flights' order are put beside them; in another order they are joined: the same frame."""
+    flights = ts.frame.loc[:, ["flight_id", "sched_dep_local", "carrier", "origin", "delayed"]].assign(route="JFK-BOS")
+    feats = ts.frame.loc[:, ["flight_id", *NAMES]]
+    in_order = core.build_training_set(flights, feats, NAMES).frame
+    shuffled = core.build_training_set(flights, feats.sample(frac=1.0, random_state=3), NAMES).frame
+    pd.testing.assert_frame_equal(in_order, shuffled)
+    pd.testing.assert_frame_equal(in_order.loc[:, NAMES], feats.loc[:, NAMES].reset_index(drop=True))

@@ -82,9 +82,22 @@ class TrainingSet:
 def build_training_set(
     flights: pd.DataFrame, features: pd.DataFrame, feature_names: list[str], layout: dict[str, Any] | None = None
 ) -> TrainingSet:
-    """Attach label and slice columns to the retrieved features (joined on ``flight_id``)."""
+    """Attach label and slice columns to the retrieved features (joined on ``flight_id``).
+
+    Features retrieved for ``flights`` come back in their order (``historical_features``): then
+    the columns are put side by side, a join without its hashing; in any other order, joined.
+    """
     keep = ["flight_id", "sched_dep_local", "carrier", "origin", "route", LABEL]
-    frame = flights.loc[:, keep].merge(features, on="flight_id", how="inner", validate="one_to_one")
+    rows = flights.loc[:, keep].reset_index(drop=True)
+    ids = rows["flight_id"].to_numpy()
+    if (
+        len(features) == len(rows)
+        and np.array_equal(features["flight_id"].to_numpy(), ids)
+        and rows["flight_id"].is_unique
+    ):
+        frame = pd.concat([rows, features.drop(columns="flight_id").reset_index(drop=True)], axis=1)
+    else:
+        frame = rows.merge(features, on="flight_id", how="inner", validate="one_to_one")
     if len(frame) != len(flights):
         raise TrainingError(f"features found for {len(frame)} of {len(flights)} flights")
     return TrainingSet(frame, feature_names, layout or {})
