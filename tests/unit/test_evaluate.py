@@ -47,6 +47,22 @@ def test_score_matches_sklearn():
     assert s.brier == pytest.approx(brier_score_loss(y, p))
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_score_equals_sklearn_with_ties_small_slices_and_extreme_probabilities(seed):
+    """Rounded probabilities (many ties), a few rows, 0 and 1 exactly: sklearn's numbers to 1e-12."""
+    rng = np.random.default_rng(seed)
+    for rows in (2, 7, 50, 3000):
+        y = rng.integers(0, 2, rows)
+        y[:2] = [0, 1]
+        p = np.round(rng.beta(2, 5, rows), 2)
+        p[rng.integers(0, rows)] = 0.0
+        p[rng.integers(0, rows)] = 1.0
+        s = ev.score(y, p)
+        assert s.auc == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+        assert s.log_loss == pytest.approx(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]), abs=1e-12)
+        assert s.brier == pytest.approx(brier_score_loss(y, p), abs=1e-12)
+
+
 @pytest.mark.parametrize("label", [0, 1])
 def test_single_class_gives_nan_auc(label):
     """Rows holding one class have a NaN AUC but finite log-loss and Brier."""
