@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from ctloop.app import feature_steps, pipeline_steps
-from ctloop.config import Settings, TrainParams
-from ctloop.core import data
+from ctloop.config import Settings
+from ctloop.core import data, tune
 from ctloop.core import evaluate as ev
 from ctloop.core import train as core
 from ctloop.core.clock import local_midnight
@@ -67,13 +67,14 @@ def _days(ts: core.TrainingSet) -> pd.Series:
     return days
 
 
-def _fit(ts: core.TrainingSet, start: date, end: date, params: TrainParams, known_by: pd.Timestamp | None) -> Any:
-    """A candidate as a retrain fits it: the window's fit days (its last ``eval_days`` held out)."""
+def _fit(ts: core.TrainingSet, start: date, end: date, settings: Settings, known_by: pd.Timestamp | None) -> Any:
+    """A candidate as a retrain fits it: tuned, then fitted on the window's fit days (the last ``eval_days`` out)."""
     day = _days(ts)
     mask = (day >= start.isoformat()) & (day <= end.isoformat())
     if known_by is not None:
         mask &= ts.frame["outcome_known_at"] <= known_by
     window = core.TrainingSet(ts.frame.loc[mask].reset_index(drop=True), ts.feature_names, ts.layout)
+    params = tune.search(window, end, settings.train, settings.tune).params
     fit, _ = core.split(window, end, params.eval_days)
     return core.fit_model(fit, ts.feature_names, params)
 
@@ -97,9 +98,9 @@ def _compare(part: pd.DataFrame) -> dict[str, Any]:
 
 def naive_weekly(ts: core.TrainingSet, settings: Settings) -> dict[str, Any]:
     """Retrain every week and always promote, against the static champion, on the replay's flights."""
-    replay, params = settings.replay, settings.train
+    replay = settings.replay
     first, last = date.fromisoformat(replay.start), date.fromisoformat(replay.end)
-    static = _fit(ts, date.fromisoformat(replay.first_start), date.fromisoformat(replay.first_end), params, None)
+    static = _fit(ts, date.fromisoformat(replay.first_start), date.fromisoformat(replay.first_end), settings, None)
     day = _days(ts)
     scored: list[pd.DataFrame] = []
     retrains = 0
@@ -107,7 +108,7 @@ def naive_weekly(ts: core.TrainingSet, settings: Settings) -> dict[str, Any]:
     while monday <= last:
         end = monday - timedelta(days=1)
         start = max(YEAR_START, end - timedelta(days=settings.monitor.train_window_days - 1))
-        model = _fit(ts, start, end, params, local_midnight(monday))
+        model = _fit(ts, start, end, settings, local_midnight(monday))
         retrains += 1
         week_end = min(last, monday + timedelta(days=6))
         week = ts.frame.loc[(day >= monday.isoformat()) & (day <= week_end.isoformat())]
@@ -144,7 +145,8 @@ def month(ts: core.TrainingSet, end: date, settings: Settings) -> dict[str, Any]
         ts.feature_names,
         ts.layout,
     )
-    params = settings.train
+    tuned = tune.search(window, end, settings.train, settings.tune)
+    params = tuned.params
     fit, held = core.split(window, end, params.eval_days)
     model = core.fit_model(fit, ts.feature_names, params)
     onnx = core.to_onnx(model, len(ts.feature_names))
@@ -161,6 +163,7 @@ def month(ts: core.TrainingSet, end: date, settings: Settings) -> dict[str, Any]
         "candidate": {"auc": candidate.auc, "brier": candidate.brier, "log_loss": candidate.log_loss},
         "baseline": {"auc": baseline.auc, "brier": baseline.brier, "log_loss": baseline.log_loss},
         "beats_baseline": bool(candidate.auc > baseline.auc and candidate.brier < baseline.brier),
+        "tuned": tuned.chosen,
     }
 
 

@@ -88,8 +88,11 @@ def direct(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
     ts = step("training-set", read_features)
     ts.save(work / "training_set")
     from ctloop.core import train as core
+    from ctloop.core import tune
 
-    bundle, _ = step("train", core.train, ts, data.Window.parse(START, END).end, settings.train)
+    end = data.Window.parse(START, END).end
+    tuned = step("tune", tune.search, ts, end, settings.train, settings.tune)
+    bundle, _ = step("train", core.train, ts, end, tuned.params, settings.monitor.window_s, tuned.to_dict())
     bundle.save(work / "model")
     evaluation = step(
         "evaluate",

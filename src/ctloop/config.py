@@ -297,6 +297,34 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class TuneSettings:
+    """The tuning step's search (``ctloop.core.tune``): every combination of the values below.
+
+    Each is fitted on at most ``max_rows`` flights (a seeded sample) of the fit split's days before
+    its last ``validation_days``, and scored on those days; the lowest log-loss wins and the train
+    step fits it on the whole fit split. The evaluation window is never seen. The other
+    parameters are ``[train]``'s. ``enabled = false``: ``[train]``'s values, untuned.
+    """
+
+    enabled: bool = True
+    learning_rate: tuple[float, ...] = (0.05, 0.1)
+    max_leaf_nodes: tuple[int, ...] = (15, 31)
+    validation_days: int = 28
+    max_rows: int = 60_000
+
+    def __post_init__(self) -> None:
+        """Lists from TOML or JSON become tuples; refuse an empty or senseless search."""
+        object.__setattr__(self, "learning_rate", tuple(float(v) for v in self.learning_rate))
+        object.__setattr__(self, "max_leaf_nodes", tuple(int(v) for v in self.max_leaf_nodes))
+        if not self.learning_rate or not all(0 < v <= 1 for v in self.learning_rate):
+            raise ConfigError(f"[tune] learning_rate must list values in (0, 1], got {list(self.learning_rate)}")
+        if not self.max_leaf_nodes or not all(v >= 2 for v in self.max_leaf_nodes):
+            raise ConfigError(f"[tune] max_leaf_nodes must list values >= 2, got {list(self.max_leaf_nodes)}")
+        if self.validation_days < 1 or self.max_rows < 100:
+            raise ConfigError("[tune] validation_days must be >= 1 and max_rows >= 100")
+
+
+@dataclass(frozen=True)
 class GateSettings:
     """Promotion gate: absolute floors, tolerance against the champion, slice rules.
 
@@ -331,6 +359,7 @@ class Settings:
     features: FeatureSettings = field(default_factory=FeatureSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     train: TrainParams = field(default_factory=TrainParams)
+    tune: TuneSettings = field(default_factory=TuneSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
@@ -435,6 +464,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "monitor": MonitorSettings,
     "replay": ReplaySettings,
     "train": TrainParams,
+    "tune": TuneSettings,
     "gate": GateSettings,
 }
 
@@ -445,6 +475,13 @@ _KINDS: dict[Any, tuple[str, tuple[type, ...]]] = {
     float: ("a number", (int, float)),
     bool: ("true or false", (bool,)),
     tuple[str, ...]: ("a list of texts", (list, tuple)),
+    tuple[float, ...]: ("a list of numbers", (list, tuple)),
+    tuple[int, ...]: ("a list of whole numbers", (list, tuple)),
+}
+_ITEM_KINDS: dict[Any, tuple[type, ...]] = {
+    tuple[str, ...]: (str,),
+    tuple[float, ...]: (int, float),
+    tuple[int, ...]: (int,),
 }
 
 
@@ -454,8 +491,8 @@ def _check_type(section: str, name: str, kind: Any, value: Any) -> None:
         return
     label, accepted = _KINDS[kind]
     wrong = not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool)
-    if not wrong and kind == tuple[str, ...]:
-        wrong = not all(isinstance(item, str) for item in value)
+    if not wrong and kind in _ITEM_KINDS:
+        wrong = not all(isinstance(item, _ITEM_KINDS[kind]) and not isinstance(item, bool) for item in value)
     if wrong:
         raise ConfigError(f"[{section}] {name} must be {label}, got {value!r}")
 

@@ -47,7 +47,7 @@ def test_ir_has_every_task_and_the_gate_condition(compiled):
     """All seven steps are in the DAG, none materializes, and `register` sits under the gate's `blessed` condition."""
     root = compiled["root"]["dag"]["tasks"]
     tasks = set(root)
-    assert {"ingest", "validate", "training-set", "train", "evaluate", "gate"} <= tasks
+    assert {"ingest", "validate", "training-set", "tune", "train", "evaluate", "gate"} <= tasks
     assert not any("materialize" in name for name in tasks)  # the training pipeline only reads features
     condition = next(t for name, t in root.items() if name.startswith("condition"))
     assert "blessed" in condition["triggerPolicy"]["condition"]

@@ -17,7 +17,7 @@ from ctloop.adapters import featurestore as fs
 from ctloop.adapters.registry import CHALLENGER, CHAMPION, Registry
 from ctloop.app.deploy import deploy_alias
 from ctloop.contract.layout import serving_dir
-from ctloop.core import data, partitions
+from ctloop.core import data, partitions, tune
 from ctloop.pipelines import local
 from tests.conftest import END, START, make_settings
 
@@ -32,9 +32,10 @@ def base_settings(tmp_path_factory, redis_server):
 
 @pytest.fixture(scope="module")
 def weak(base_settings):
-    """A deliberately weak but acceptable model: few shallow trees, loose floors."""
+    """A deliberately weak but acceptable model: few shallow trees (the search among shallow ones), loose floors."""
     return base_settings.replace(
         train=replace(base_settings.train, max_iter=4, max_leaf_nodes=4, learning_rate=0.05),
+        tune=replace(base_settings.tune, learning_rate=(0.05,), max_leaf_nodes=(3, 4)),
         gate=replace(
             base_settings.gate,
             min_auc=0.55,
@@ -89,6 +90,21 @@ def test_lineage_names_the_partitions_read_and_their_hash(first_run, features_in
     hashes = {d: manifest["days"][d.isoformat()]["sha256"] for d in days}
     expected = partitions.lineage_sha256(hashes, manifest["static"]["sha256"])
     assert version.tags["feature_data_sha256"] == expected and len(expected) == 64
+
+
+def test_the_tuning_step_chose_the_parameters_and_the_run_records_the_search(first_run, weak):
+    """The tune step tried the grid on the days before the evaluation window; its choice was trained and logged."""
+    search = json.loads(first_run.output("tune"))
+    # END 2013-03-15, eval_days 14: evaluation from Mar 2, validation the 28 days before it
+    assert (search["validation"], search["skipped"]) == ("2013-02-02..2013-03-01", "")
+    assert [trial["params"] for trial in search["trials"]] == tune.grid(weak.tune)
+    version = Registry(weak).get(first_run.output("register"))
+    run = MlflowClient(weak.tracking_uri).get_run(version.run_id)
+    assert run.data.params["tune_validation"] == search["validation"]
+    for name, value in search["chosen"].items():
+        assert run.data.params[name] == str(value)
+    logged = {name for name in run.data.metrics if name.startswith("tune.")}
+    assert len(logged) == 3 * len(search["trials"])
 
 
 def test_a_window_without_its_partitions_is_refused_naming_them(weak, features_in):

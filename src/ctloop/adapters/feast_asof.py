@@ -39,7 +39,6 @@ from feast.infra.registry.base_registry import BaseRegistry
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.repo_config import RepoConfig
 from ibis.expr import datatypes as dt
-from pydantic import StrictStr
 
 STORE_TYPE = "ctloop.adapters.feast_asof.AsOfDuckDBOfflineStore"
 
@@ -47,7 +46,7 @@ STORE_TYPE = "ctloop.adapters.feast_asof.AsOfDuckDBOfflineStore"
 class AsOfDuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
     """The DuckDB store's settings (Feast finds a custom store's config class by this name)."""
 
-    type: StrictStr = STORE_TYPE
+    type: str = STORE_TYPE
 
 
 def _asof_applies(views: list[FeatureView], full_feature_names: bool, by_created: bool) -> bool:

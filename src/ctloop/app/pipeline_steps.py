@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ctloop.core import evaluate as ev
     from ctloop.core import gate as gating
     from ctloop.core import train as core
+    from ctloop.core import tune as tune_
 
 # Each step imports what it needs inside: a KFP task is its own process, and the gate step
 # should not pay for pandas, scikit-learn, pandera or Feast imports it never uses.
@@ -124,6 +125,15 @@ def features_for(settings: Settings, rows: pd.DataFrame) -> core.TrainingSet:
 def training_set(settings: Settings, snapshot: Path, start: str, end: str, as_of: str = "") -> core.TrainingSet:
     """Point-in-time features for the window's flights, with labels (only those known by ``as_of``, if given)."""
     return features_for(settings, training_rows(snapshot, start, end, as_of))
+
+
+def tune(settings: Settings, training_set_dir: Path, end: str) -> tune_.Tuning:
+    """The tuning step's search on the training set's fit split (``ctloop.core.tune``)."""
+    from ctloop.core import train as core
+    from ctloop.core import tune as tuning
+
+    ts = core.TrainingSet.load(training_set_dir, core.SPLIT_COLUMNS)
+    return tuning.search(ts, date.fromisoformat(end), settings.train, settings.tune)
 
 
 @dataclass
@@ -238,6 +248,12 @@ def register(
     metrics["onnx_max_abs_diff"] = document["onnx_max_abs_diff"]
     metrics.update({f"importance.{k}": v for k, v in (document.get("feature_importance") or {}).items()})
     params = {**meta["params"], "fit_rows": meta["fit_rows"]}
+    tuned = meta.get("tuning")
+    if tuned:  # the search that chose the parameters: where, and every trial's validation scores
+        from ctloop.core.tune import Tuning, trial_metrics
+
+        metrics.update(trial_metrics(Tuning.from_dict(tuned)))
+        params["tune_validation"] = tuned["validation"] or f"not searched: {tuned['skipped']}"
     normal = meta.get("reference_fractions", {}).get(buckets.NORMAL, {})
     if normal.get("features"):  # each feature's normal drift, in lineage next to the model it judges
         metrics.update({f"drift_normal_psi.{name}": value for name, value in normal["features"].items()})

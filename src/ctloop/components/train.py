@@ -6,9 +6,15 @@ from ctloop.components.image import PLATFORM_IMAGE
 
 @dsl.component(base_image=PLATFORM_IMAGE, install_kfp_package=False)
 def train(
-    training_set: Input[Dataset], end: str, settings_json: str, model: Output[Model], metrics: Output[Metrics]
+    training_set: Input[Dataset],
+    end: str,
+    settings_json: str,
+    tuning: str,
+    model: Output[Model],
+    metrics: Output[Metrics],
 ) -> None:
-    """Fit the delay classifier on the point-in-time training set and export it to ONNX."""
+    """Fit the delay classifier with the tuning step's parameters and export it to ONNX."""
+    import json
     from datetime import date
     from pathlib import Path
 
@@ -17,11 +23,15 @@ def train(
 
     pipeline_steps.task_process()  # before the heavy imports
     from ctloop.core import train as core
+    from ctloop.core.tune import Tuning
 
     ts = core.TrainingSet.load(Path(training_set.path), core.SPLIT_COLUMNS)
     settings = Settings.from_json(settings_json)
-    bundle, fit_metrics = core.train(ts, date.fromisoformat(end), settings.train, settings.monitor.window_s)
+    search = Tuning.from_dict(json.loads(tuning))
+    bundle, fit_metrics = core.train(
+        ts, date.fromisoformat(end), search.params, settings.monitor.window_s, tuning=search.to_dict()
+    )
     bundle.save(Path(model.path))
-    model.metadata.update({"framework": "scikit-learn+onnx", "features": len(bundle.feature_names)})
+    model.metadata.update({"framework": "scikit-learn+onnx", "features": len(bundle.feature_names), **search.chosen})
     for name, value in fit_metrics.items():
         metrics.log_metric(name, value)

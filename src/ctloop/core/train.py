@@ -280,13 +280,18 @@ class ModelBundle:
 
 
 def train(
-    ts: TrainingSet, end: date, params: TrainParams, drift_window_s: float | None = None
+    ts: TrainingSet,
+    end: date,
+    params: TrainParams,
+    drift_window_s: float | None = None,
+    tuning: dict[str, Any] | None = None,
 ) -> tuple[ModelBundle, dict[str, float]]:
     """Fit on the fit split and export; return the bundle and training metrics.
 
     The drift reference (bucket shares and each feature's normal PSI over windows of
     ``drift_window_s``, the monitor's window: by default ``[monitor] window``'s default) comes
-    from the fit split alone.
+    from the fit split alone. ``tuning``: the tuning step's search (``ctloop.core.tune``) that
+    chose ``params``, kept in the metadata for lineage.
     """
     if drift_window_s is None:
         drift_window_s = MonitorSettings().window_s
@@ -314,6 +319,7 @@ def train(
             drift_window_s,
         ),
         "onnx_max_abs_diff": parity,  # ONNX vs scikit-learn on the evaluation rows
+        "tuning": tuning,
     }
     metrics = {"fit_rows": float(len(fit)), "fit_positive_rate": float(fit[LABEL].mean())}
     return ModelBundle(model, onnx_bytes, metadata), metrics

@@ -31,7 +31,7 @@ __all__ = [
     "run_features",
 ]
 
-TASKS = ("ingest", "validate", "training-set", "train", "evaluate", "gate", "register")
+TASKS = ("ingest", "validate", "training-set", "tune", "train", "evaluate", "gate", "register")
 """The training pipeline's tasks, in order."""
 FEATURE_TASKS = ("ingest-days", "validate-days", "compute-features", "append-offline", "materialize-online")
 """The feature pipeline's tasks, in order."""

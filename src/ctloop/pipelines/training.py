@@ -1,6 +1,6 @@
 """``flight-delay-training``, wiring only.
 
-ingest → validate → training set (reads the offline store) → train → evaluate → gate → (blessed) register.
+ingest → validate → training set (reads the offline store) → tune → train → evaluate → gate → (blessed) register.
 The feature pipeline (``features.py``) owns the feature tables; this one only reads them.
 """
 
@@ -13,6 +13,7 @@ from ctloop.components.ingest import ingest
 from ctloop.components.register import register
 from ctloop.components.train import train
 from ctloop.components.training_set import training_set
+from ctloop.components.tune import tune
 from ctloop.components.validate import validate
 from ctloop.config import TRAINING_PIPELINE, Settings
 from ctloop.pipelines import place
@@ -53,9 +54,12 @@ def build(
         built.set_display_name("point-in-time training set").after(checked)
         built.set_caching_options(False)  # reads the offline store, whose partitions a rerun may replace
 
-        fitted = train(training_set=built.outputs["dataset"], end=end, settings_json=settings_json).set_display_name(
-            "train"
-        )
+        tuned = tune(training_set=built.outputs["dataset"], end=end, settings_json=settings_json)
+        tuned.set_display_name("tune on validation days")
+
+        fitted = train(
+            training_set=built.outputs["dataset"], end=end, settings_json=settings_json, tuning=tuned.outputs["Output"]
+        ).set_display_name("train")
 
         scored = evaluate(
             training_set=built.outputs["dataset"],
@@ -83,6 +87,6 @@ def build(
             ).set_display_name("register in MLflow")
             registered.set_caching_options(False)  # writes the registry
 
-        place((ingested, checked, built, fitted, scored, decided, registered), settings, image)
+        place((ingested, checked, built, tuned, fitted, scored, decided, registered), settings, image)
 
     return flight_delay_training
