@@ -482,10 +482,17 @@ TRAIN = {
     "seed": "random state of the model and the baseline",
     "eval_days": "the window's last days, held out for evaluation and the gate",
     "max_iter": "boosting iterations (no early stopping: deterministic)",
-    "learning_rate": "shrinkage",
-    "max_leaf_nodes": "leaves per tree",
+    "learning_rate": "shrinkage (the tune step's choice replaces it)",
+    "max_leaf_nodes": "leaves per tree (the tune step's choice replaces it)",
     "l2_regularization": "L2 penalty on leaf values",
     "min_samples_leaf": "rows per leaf at least",
+}
+TUNE = {
+    "enabled": "false: no search, `[train]`'s values",
+    "learning_rate": "the learning rates tried",
+    "max_leaf_nodes": "the leaf counts tried (every pair with each learning rate)",
+    "validation_days": "the fit split's last days, on which each pair is scored (log-loss)",
+    "max_rows": "at most this many flights (a seeded sample) of the earlier fit days fit each pair",
 }
 
 
@@ -508,6 +515,13 @@ def train_settings(_: Results) -> str:
     from ctloop.config import TrainParams
 
     return settings_table(TrainParams(), "train", TRAIN)
+
+
+def tune_settings(_: Results) -> str:
+    """The tuning step's search."""
+    from ctloop.config import TuneSettings
+
+    return settings_table(TuneSettings(), "tune", TUNE)
 
 
 def ports(_: Results) -> str:
@@ -546,6 +560,7 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "config:monitor": monitor_settings,
     "config:gate": gate_settings,
     "config:train": train_settings,
+    "config:tune": tune_settings,
     "config:ports": ports,
 }
 
