@@ -15,6 +15,7 @@ from ctloop.components.gate import gate
 from ctloop.components.ingest import ingest
 from ctloop.components.train import train
 from ctloop.components.training_set import training_set
+from ctloop.components.tune import tune
 from ctloop.components.validate import validate
 from ctloop.config import Settings
 from ctloop.core.schema import DataValidationError
@@ -80,9 +81,16 @@ def test_training_train_evaluate_gate_chain(materialized, snapshot, tmp_path):
         stats=stats,
     )
     assert stats.metadata["features"] == 21
+    trials = _artifact(Metrics, tmp_path, "trials")
+    search = tune.python_func(training_set=dataset, end=END, settings_json=materialized.to_json(), trials=trials)
+    chosen = json.loads(search)["chosen"]
+    assert {f"chosen.{k}": v for k, v in chosen.items()}.items() <= trials.metadata.items()
     model, fit = _artifact(Model, tmp_path, "model"), _artifact(Metrics, tmp_path, "fit")
-    train.python_func(training_set=dataset, end=END, settings_json=materialized.to_json(), model=model, metrics=fit)
+    train.python_func(
+        training_set=dataset, end=END, settings_json=materialized.to_json(), tuning=search, model=model, metrics=fit
+    )
     assert model.metadata["features"] == 21 and fit.metadata["fit_rows"] > 10_000
+    assert model.metadata["learning_rate"] == chosen["learning_rate"]
     metrics, roc = _artifact(Metrics, tmp_path, "metrics"), _artifact(ClassificationMetrics, tmp_path, "roc")
     report, evaluation = _artifact(HTML, tmp_path, "report.html"), _artifact(Artifact, tmp_path, "evaluation")
     evaluate.python_func(
