@@ -10,8 +10,8 @@ each feature view on key and time range, then keeps the newest row per id with a
 function. The answer is the same as an as-of join: for each entity row and feature view, the
 row with the same join keys and the newest event time at or before the row's, dropped when it is
 older than the view's TTL (none for a view without TTL). DuckDB's ``ASOF LEFT JOIN`` finds that
-row directly, once per view; ``tests/unit/test_feast_asof.py`` checks both stores return equal
-frames, on TTL edges, missing keys and ties included.
+row directly, once per view; ``tests/features/test_feast_asof.py`` checks both stores return
+equal frames, on TTL edges and with null and unknown keys.
 
 Cases that join differently fall back to Feast's own join: an entity SQL query, full feature
 names, a created-timestamp tie-break, a renamed join key.

@@ -27,9 +27,10 @@ def train(
 
     ts = core.TrainingSet.load(Path(training_set.path), core.SPLIT_COLUMNS)
     settings = Settings.from_json(settings_json)
-    search = Tuning.from_dict(json.loads(tuning))
+    chosen_by = json.loads(tuning)
+    search = Tuning.from_dict(chosen_by)
     bundle, fit_metrics = core.train(
-        ts, date.fromisoformat(end), search.params, settings.monitor.window_s, tuning=search.to_dict()
+        ts, date.fromisoformat(end), search.params, settings.monitor.window_s, tuning=chosen_by
     )
     bundle.save(Path(model.path))
     model.metadata.update({"framework": "scikit-learn+onnx", "features": len(bundle.feature_names), **search.chosen})

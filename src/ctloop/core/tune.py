@@ -95,7 +95,8 @@ def search(ts: TrainingSet, end: date, params: TrainParams, settings: TuneSettin
     if not settings.enabled:
         return Tuning(params, skipped="[tune] enabled = false")
     fit, _ = split(ts, end, params.eval_days)  # the evaluation window is left out here
-    first_validation = eval_start(end, params.eval_days) - timedelta(days=settings.validation_days)
+    evaluation = eval_start(end, params.eval_days)
+    first_validation = evaluation - timedelta(days=settings.validation_days)
     day = fit["sched_dep_local"].str.slice(0, 10)
     early, late = fit.loc[day < first_validation.isoformat()], fit.loc[day >= first_validation.isoformat()]
     for name, part in (("search fit", early), ("validation", late)):
@@ -110,10 +111,9 @@ def search(ts: TrainingSet, end: date, params: TrainParams, settings: TuneSettin
         s = score(y, predict(model, late, ts.feature_names))
         trials.append(Trial(point, float(s.log_loss), float(s.auc), float(s.brier)))
     best = min(range(len(trials)), key=lambda i: (trials[i].log_loss, -trials[i].auc, i))
-    last_validation = eval_start(end, params.eval_days) - timedelta(days=1)
     return Tuning(
         replace(params, **trials[best].params),
-        f"{first_validation.isoformat()}..{last_validation.isoformat()}",
+        f"{first_validation.isoformat()}..{(evaluation - timedelta(days=1)).isoformat()}",
         len(early),
         trials,
     )
