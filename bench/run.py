@@ -293,6 +293,7 @@ def replay_report(work: Path) -> None:
         "latency_ms": summary["latency_ms"],
         **{k: summary[k] for k in keep},
         "features_every_days": summary.get("features_every_days"),
+        "feature_pipeline_background_s": summary.get("feature_pipeline_background_s"),
         "gate_decisions": decisions,
         "figures": figure_list(replay.rows(summary)),
         "measured_at": utc_now(),

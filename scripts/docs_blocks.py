@@ -158,10 +158,18 @@ def replay_time(results: Results) -> str:
     r = results["replay"]
     timing = [f for f in r["figures"] if not any(word in f["figure"] for word in ("AUC", "Brier", "retrains"))]
     stages = sorted(r["stages_s"].items(), key=lambda kv: -kv[1])
+    background = r.get("feature_pipeline_background_s")
+    beside = (
+        f"\n\nThe feature pipeline's runs in the background took {num(background, 1)} s besides, while the"
+        " stages above went on (the `feature pipeline` stage is the time the loop waited for them or ran them itself)."
+        if background is not None
+        else ""
+    )
     return (
         figures_table({"figures": timing})
         + "\n\nTime by stage:\n\n"
         + table(("stage", "s", "share"), [(k, num(v, 1), f"{v / r['wall_s']:.0%}") for k, v in stages])
+        + beside
         + "\n\n"
         + source("replay", r)
     )

