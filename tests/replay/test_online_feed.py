@@ -56,10 +56,13 @@ def latest_offline(table: pd.DataFrame, key: str, values: tuple[str, ...], now: 
 
 
 def test_the_feed_serves_each_hour_exactly_the_rows_whose_time_has_come(online):
-    """Hour by hour, online weather and carrier rates are the newest offline rows at or before now, never later."""
+    """Hour by hour, online weather and carrier rates are the newest offline rows at or before now, never later.
+
+    The steps cross the day the feed converts ahead, and jump past it (rows converted anew).
+    """
     begins = local_midnight(pd.Timestamp("2013-02-20").date())
     feed = warm_feed(online.store, online.tables, begins.to_pydatetime())
-    for hours in (0, 1, 5, 23, 30):
+    for hours in (0, 1, 5, 23, 30, 31, 100, 101):
         now = begins + pd.Timedelta(hours=hours)
         feed.advance(now.to_pydatetime())
         for view, key, values, feature in (
@@ -86,3 +89,23 @@ def test_a_stack_loads_the_online_store_only_up_to_the_replays_start(online):
         assert (pd.to_datetime(got["at"], unit="s", utc=True) <= until).all()
     newest = latest_offline(online.tables["origin_weather"], "origin", ORIGINS, until)["event_timestamp"]
     assert (pd.to_datetime(weather.set_index("origin")["at"], unit="s", utc=True) == newest.reindex(ORIGINS)).all()
+
+
+def test_an_hour_whose_features_are_all_null_leaves_the_values_before_it(online):
+    """As Feast's ``write_to_online_store`` does: a batch with no feature value is not written."""
+    begins = local_midnight(pd.Timestamp("2013-03-04").date())  # after what the tests above left online
+    blank = begins + pd.Timedelta(hours=6)
+    weather = online.tables["origin_weather"].copy()
+    at_blank = (weather["event_timestamp"] > blank - pd.Timedelta(hours=1)) & (weather["event_timestamp"] <= blank)
+    assert at_blank.sum() >= len(ORIGINS)
+    values = [c for c in weather.columns if c not in ("origin", "event_timestamp", "created")]
+    weather.loc[at_blank, values] = float("nan")
+    feed = warm_feed(online.store, {**online.tables, "origin_weather": weather}, begins.to_pydatetime())
+    feed.advance((blank - pd.Timedelta(hours=1)).to_pydatetime())
+    before = online_rows(online.store, "origin_weather", "origin", ORIGINS, "temp").set_index("origin")
+    feed.advance(blank.to_pydatetime())
+    after = online_rows(online.store, "origin_weather", "origin", ORIGINS, "temp").set_index("origin")
+    assert after.equals(before)  # still the hour before, not nulls
+    feed.advance((blank + pd.Timedelta(hours=1)).to_pydatetime())
+    later = online_rows(online.store, "origin_weather", "origin", ORIGINS, "temp").set_index("origin")
+    assert (pd.to_datetime(later["at"], unit="s", utc=True) > blank).all()
