@@ -113,7 +113,7 @@ def counts_from_page(settings: Settings, version: str, now: datetime) -> Counts:
     one window in ``<data_dir>/monitor/readings.jsonl``.
     """
     url = f"http://127.0.0.1:{settings.serving.rest_port}/metrics"
-    reading = Counts.from_samples(metrics_source.read_page(url), version)
+    reading = Counts.from_samples(metrics_source.read_page(url, version), version)
     width = timedelta(seconds=duration_s(settings.monitor.window))
     path = monitor_dir(settings) / READINGS_FILE
     lines = path.read_text().splitlines() if path.exists() else []
