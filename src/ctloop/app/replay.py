@@ -670,7 +670,7 @@ class BackgroundFeatures:
         self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         self._pending: list[Any] = []
         self.worked_s = 0.0
-        """Seconds the worker spent on runs (besides the ones the loop waited for)."""
+        """Seconds the worker spent on the runs (the loop waited for part of them: the ``feature pipeline`` stage)."""
 
     def submit(self, now: pd.Timestamp) -> None:
         """Queue a run for the days that ended by ``now``."""
