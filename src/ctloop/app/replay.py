@@ -44,6 +44,7 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -742,14 +743,15 @@ def run(
     say = on_stage or (lambda _text: None)
     timings = Timings()
 
-    with timings.stage("read data"):
-        tables, flights = read_data(rs, plan)
     begins = plan.begins.to_pydatetime()
-
     with own_redis(rs), ExitStack() as running:
+        # the first champion's tasks are processes of their own: the data is read meanwhile
+        reading = running.enter_context(ThreadPoolExecutor(max_workers=1)).submit(read_data, rs, plan)
         say(f"first champion: training pipeline on {plan.first_start}..{plan.first_end}")
         with timings.stage("first champion (pipeline)"):
             first_version = first_champion(rs, plan, retrain)
+        with timings.stage("read data"):  # what was left of it
+            tables, flights = reading.result()
         say("starting Redis, feast serve and the Seldon microservice")
         with timings.stage("stack start"):
             stack = running.enter_context(serving_stack(rs, online_until=begins))
