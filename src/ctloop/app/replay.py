@@ -656,7 +656,10 @@ class BackgroundFeatures:
     Runs go to one worker process (kfp.local keeps global state, so a run needs a process of its
     own), which takes the days ended by each run's ``now`` that the offline store lacks. Only
     training reads the offline store: :meth:`wait` is called before every retrain and before the
-    end, so what a retrain reads does not depend on how fast the worker went. The online store
+    end, and the caller then appends what is still missing itself. Which days share a run thus
+    depends on how fast the worker went, but a day's partition does not depend on the run that
+    computed it (``tests/features/test_partition_grouping.py``), so what a retrain reads does
+    not either. The online store
     is safe too: the replay's feed has written every row up to ``now`` before a run is started
     (:meth:`Loop._steps`), and Feast's Redis store only replaces a key's value by a newer event,
     so the run's materialization finds nothing newer to write.
@@ -672,16 +675,32 @@ class BackgroundFeatures:
         self._pending: list[Any] = []
         self.worked_s = 0.0
         """Seconds the worker spent on the runs (the loop waited for part of them: the ``feature pipeline`` stage)."""
+        self.dropped = 0
+        """Runs dropped before they started: a later run, or the caller's own catch-up, took their days."""
 
     def submit(self, now: pd.Timestamp) -> None:
-        """Queue a run for the days that ended by ``now``."""
+        """Queue a run for the days that ended by ``now``, in place of any queued run that has not started.
+
+        A run takes every day the store lacks, so the new one covers what a waiting one would
+        have: when the worker falls behind, its runs take more days each instead of piling up.
+        """
+        self._drop_waiting()
         self._pending.append(self._pool.submit(_catch_up_in_worker, self.settings, self.run_features, now))
 
     def wait(self) -> None:
-        """Block until every queued run finished; raise the first failure."""
+        """Drop the queued runs that have not started, let the running one finish; raise the first failure.
+
+        The caller appends what the dropped runs would have (a retrain's catch-up, the end's).
+        """
+        self._drop_waiting()
         pending, self._pending = self._pending, []
         for future in pending:
             self.worked_s += future.result()
+
+    def _drop_waiting(self) -> None:
+        kept = [future for future in self._pending if not future.cancel()]  # cancel(): only if not started
+        self.dropped += len(self._pending) - len(kept)
+        self._pending = kept
 
     def close(self) -> None:
         """Stop the worker, without waiting for runs still queued."""
@@ -775,6 +794,7 @@ def run(
     results_path, results = write_results(loop, static, rs.data_dir / "results")
     figures = summary(loop, results, first_version, time.perf_counter() - began)
     figures["feature_pipeline_background_s"] = round(background.worked_s, 1)
+    figures["feature_runs_dropped"] = background.dropped
     with timings.stage("report"):
         report.write(report_dir, results, loop.record(), figures, rs)
     figures["stages_s"] = {k: round(v, 2) for k, v in timings.stages.items()}
