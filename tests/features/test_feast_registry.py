@@ -12,8 +12,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
+from feast.feature_view import FeatureViewState
 from feast.infra.registry.file import FileRegistryStore
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.types import Float64
@@ -50,8 +52,8 @@ class MidWrite:
         return bytes(self.proto.SerializeToString())
 
 
-def _store(repo: Path, store_type: str | None) -> FeatureStore:
-    registry: dict[str, Any] = {"registry_type": "file", "path": str(repo / "registry.db")}
+def _store(repo: Path, store_type: str | None, **registry_options: Any) -> FeatureStore:
+    registry: dict[str, Any] = {"registry_type": "file", "path": str(repo / "registry.db"), **registry_options}
     if store_type:
         registry["registry_store_type"] = store_type
     store = FeatureStore(
@@ -119,3 +121,33 @@ def test_the_registry_keeps_its_mode_and_a_failed_write_leaves_it_whole(tmp_path
 def test_the_local_feature_store_yaml_names_the_atomic_store() -> None:
     settings = Settings.load(ROOT / "config" / "local.toml")
     assert fs.repo_config(settings).registry.registry_store_type == STORE_TYPE
+
+
+@pytest.mark.parametrize("yaml_path", ["feature_repo/feature_store.yaml", "feature_repo/cluster/feature_store.yaml"])
+def test_both_feature_store_yamls_serve_while_a_view_materializes(yaml_path) -> None:
+    settings = Settings.load(ROOT / "config" / "local.toml")
+    assert fs.repo_config(settings, ROOT / yaml_path).registry.serve_features_while_materializing is True
+
+
+@pytest.mark.parametrize("serve", [True, False])
+def test_a_view_being_materialized_is_served_only_when_the_registry_says_so(tmp_path, serve) -> None:
+    """A feature run's materialization marks its views MATERIALIZING: a server refuses them unless told not to."""
+    stamps = pd.to_datetime(["2013-03-01 10:00", "2013-03-01 11:00"], utc=True).astype("datetime64[us, UTC]")
+    pd.DataFrame({"origin": ["JFK", "JFK"], "event_timestamp": stamps, "temp": [40.0, 41.0]}).to_parquet(
+        tmp_path / "weather.parquet"
+    )
+    store = _store(tmp_path, STORE_TYPE, serve_features_while_materializing=serve)
+    store.materialize(stamps[0].to_pydatetime(), stamps[1].to_pydatetime())
+    view = store.get_feature_view("weather")
+    assert view.state == FeatureViewState.AVAILABLE_ONLINE
+    view.state = FeatureViewState.MATERIALIZING  # what the next run's materialize sets while it writes
+    store.registry.apply_feature_view(view, store.project, commit=True)
+
+    def read() -> Any:
+        return store.get_online_features(features=["weather:temp"], entity_rows=[{"origin": "JFK"}]).to_dict()
+
+    if serve:
+        assert read()["temp"] == [41.0]
+    else:
+        with pytest.raises(ValueError, match="MATERIALIZING"):
+            read()
