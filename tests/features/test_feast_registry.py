@@ -8,6 +8,7 @@ serialized, the file on disk is read back.
 
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,11 @@ def test_a_view_being_materialized_is_served_only_when_the_registry_says_so(tmp_
     else:
         with pytest.raises(ValueError, match="MATERIALIZING"):
             read()
+
+
+def test_feasts_advice_that_the_flag_does_nothing_on_a_file_registry_is_not_shown(caplog) -> None:
+    """It does something here (above): the advice would only mislead, on every config read."""
+    settings = Settings.load(ROOT / "config" / "local.toml")
+    with caplog.at_level(logging.WARNING):
+        assert fs.repo_config(settings).registry.serve_features_while_materializing
+    assert not [r for r in caplog.records if "serve_features_while_materializing" in r.getMessage()]

@@ -38,6 +38,20 @@ log = logging.getLogger(__name__)
 DEFINITIONS_MODULE = "ctloop_feature_repo"
 
 
+def _not_the_file_registry_advice(record: logging.LogRecord) -> bool:
+    """Drop Feast's advice that ``serve_features_while_materializing`` has no effect on a file registry.
+
+    It does here: a file registry shared by a feature run and ``feast serve`` flips the views it
+    materializes to ``MATERIALIZING``, which the flag lets serving answer through
+    (``tests/features/test_feast_registry.py``). Feast logs the advice on every config it reads.
+    """
+    message = str(record.msg)
+    return not (message.startswith("`serve_features_while_materializing` is enabled but") and "'file'" in message)
+
+
+logging.getLogger("feast.repo_config").addFilter(_not_the_file_registry_advice)
+
+
 class FeatureStoreError(RuntimeError):
     """The feature store cannot answer (unreachable online store, unknown service, ...)."""
 
@@ -327,7 +341,7 @@ class OnlineFeed:
     are all null is skipped, as ``write_to_online_store`` skips it.
     """
 
-    CHUNK = pd.Timedelta(days=1)
+    CHUNK = timedelta(days=1)
     """How far past ``now`` rows are converted at once."""
 
     def __init__(self, store: FeatureStore, tables: dict[str, pd.DataFrame], since: datetime) -> None:
