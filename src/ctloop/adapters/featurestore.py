@@ -372,7 +372,7 @@ class OnlineFeed:
             first, last = np.searchsorted(fed.stamps, lo, side="right"), np.searchsorted(fed.stamps, hi, side="right")
             if last <= first or fed.empty[first:last].all():
                 continue
-            rows = fed.rows(self.provider, int(first), int(last), int(np.searchsorted(fed.stamps, ahead, "right")))
+            rows = fed.rows(self.provider, int(first), int(last), ahead)
             try:
                 self.provider.online_write_batch(self.store.config, fed.view, rows, progress=None)
             except (ConnectionError, RedisConnectionError) as exc:
@@ -391,10 +391,10 @@ class _FedView:
         self._start = 0
         self._converted: list[Any] = []  # Feast's rows for frame[_start : _start + len(_converted)]
 
-    def rows(self, provider: Any, first: int, last: int, ahead: int) -> list[Any]:
-        """Feast's rows for ``frame[first:last]``, converting ``first..ahead`` at once when needed."""
+    def rows(self, provider: Any, first: int, last: int, ahead_us: int) -> list[Any]:
+        """Feast's rows for ``frame[first:last]``; when not converted yet, every row up to ``ahead_us`` at once."""
         if not (self._start <= first and last <= self._start + len(self._converted)):
-            stop = max(last, ahead)
+            stop = max(last, int(np.searchsorted(self.stamps, ahead_us, side="right")))
             self._start = first
             self._converted = provider._prep_rows_to_write_for_ingestion(self.view, self.frame.iloc[first:stop])
         return self._converted[first - self._start : last - self._start]

@@ -704,8 +704,6 @@ class BackgroundFeatures:
 
     def close(self) -> None:
         """Stop the worker, without waiting for runs still queued."""
-        for future in self._pending:
-            future.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
