@@ -49,7 +49,7 @@ def session_members(sid: int) -> list[int]:
 
 
 def kill_during(
-    settings: Settings, start: str, end: str, task: str = "train", after_s: float = 1.0, timeout_s: float = 600.0
+    settings: Settings, start: str, end: str, task: str = "train", after_s: float = 0.2, timeout_s: float = 600.0
 ) -> Killed:
     """Run the pipeline in a child session and SIGKILL it ``after_s`` after ``task`` started."""
     log = settings.data_dir / "logs" / f"killed-run-{int(time.time())}.log"

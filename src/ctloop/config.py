@@ -269,6 +269,9 @@ class PipelineSettings:
     local_runner: str = "subprocess"
     """How ``ctloop train`` and the replay run the pipeline here: ``subprocess`` (each task a
     process of the platform venv) or ``container`` (each task in the platform image, podman)."""
+    warm_tasks: bool = True
+    """With the ``subprocess`` runner: fork each task's process from one that has imported the
+    tasks' libraries, rather than start each with a fresh interpreter."""
 
     def __post_init__(self) -> None:
         """Refuse an unknown runner."""

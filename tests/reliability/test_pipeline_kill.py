@@ -28,7 +28,7 @@ def test_a_run_killed_during_train_leaves_nothing_and_a_rerun_registers_one_vers
     base = make_settings(tmp_path / "data", redis_server.port)
     settings = base.replace(gate=replace(base.gate, min_auc=0.55, min_log_loss_skill=0.0, min_brier_skill=0.0))
     feature_steps.run_in_process(settings, feature_steps.window_days(START, END), tmp_path / "features", online=False)
-    killed = pipeline_kill.kill_during(settings, START, END, task="train", after_s=1.0)
+    killed = pipeline_kill.kill_during(settings, START, END, task="train", after_s=0.2)
     assert killed.tasks[-1] == "train" and "register" not in killed.tasks
     assert killed.survivors == []  # no orphaned task process goes on working (or registering) after the kill
     registry = Registry(settings)

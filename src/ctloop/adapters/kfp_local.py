@@ -3,7 +3,10 @@
 Two runners, chosen by the caller (``[pipeline] local_runner`` or ``--runner``):
 
 - ``subprocess``: each task is a process of the platform venv (``SubprocessRunner(use_venv=False)``),
-  fast, what the tests use;
+  fast, what the tests use. With ``[pipeline] warm_tasks`` (the default) each task's process is
+  forked from a zygote that has already imported the libraries the tasks use (``preload``), instead
+  of importing them anew (:mod:`ctloop.adapters.warm_tasks`); one zygote serves every run of the
+  process that started it;
 - ``container``: each task runs in the platform image of this checkout (``make images``) through
   kfp.local's ``DockerRunner`` over podman's Docker-compatible API, as the image's non-root
   user, on the host's network (Redis on loopback, as a pod reaches its Service). The data
@@ -18,6 +21,7 @@ At module level only the standard library and the settings are imported (a task 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import io
@@ -26,7 +30,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,12 +249,36 @@ def container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, Se
             podman.remove_labelled(run_id)
 
 
+_zygote: Any = None
+"""This process's zygote (:mod:`ctloop.adapters.warm_tasks`), started by the first run that wants one."""
+
+
+def _warm_zygote(preload: Sequence[str], env: dict[str, str]) -> Any:
+    """The process's zygote, started now (imports ``preload``, tasks' ``env``) unless one is running."""
+    global _zygote  # noqa: PLW0603 (one zygote per process, for every run it makes)
+    from ctloop.adapters import warm_tasks
+
+    if _zygote is None or _zygote.process.poll() is not None:
+        _zygote = warm_tasks.Zygote(preload, {**os.environ, **env})
+        atexit.register(_zygote.close)
+    return _zygote
+
+
 @contextlib.contextmanager
-def subprocess_runner(settings: Settings) -> Iterator[tuple[Any, Settings, str]]:
-    """kfp.local's SubprocessRunner in this venv; yields (runner, task settings, image: none)."""
+def subprocess_runner(
+    settings: Settings, preload: Sequence[str] = (), env: dict[str, str] | None = None
+) -> Iterator[tuple[Any, Settings, str]]:
+    """kfp.local's SubprocessRunner in this venv (tasks forked warm if set); yields (runner, settings, "")."""
     from kfp import local
 
-    yield local.SubprocessRunner(use_venv=False), settings, ""
+    runner = local.SubprocessRunner(use_venv=False)
+    if not settings.pipeline.warm_tasks:
+        yield runner, settings, ""
+        return
+    from ctloop.adapters import warm_tasks
+
+    with warm_tasks.patched_subprocess_runner(_warm_zygote(preload, env or {})):
+        yield runner, settings, ""
 
 
 @contextlib.contextmanager
@@ -278,12 +306,13 @@ def run_pipeline(
     runner: str = "",
     git_sha: str = "unknown",
     callback: Callback | None = None,
+    preload: Sequence[str] = (),
 ) -> LocalRun:
     """Run a pipeline function through kfp.local; raise :class:`PipelineStepError` on a failed step.
 
     ``runner``: ``subprocess`` or ``container`` (empty: ``[pipeline] local_runner``). Artifacts go
     under ``<data_dir>/kfp``, the tasks' output to ``<data_dir>/logs/<log_name>-<time>.log``;
-    ``env`` is set for every task.
+    ``env`` is set for every task. ``preload``: the modules the tasks import, for a warm zygote.
     """
     from kfp import local
 
@@ -299,7 +328,7 @@ def run_pipeline(
     sink = TaskLog(io.StringIO(), callback, seen, peaks)
     began = time.perf_counter()
     failure: RuntimeError | None = None
-    chosen = container_runner(settings, git_sha) if kind == "container" else subprocess_runner(settings)
+    chosen = container_runner(settings, git_sha) if kind == "container" else subprocess_runner(settings, preload, env)
     with (
         chosen as (task_runner, task_settings, image),
         _capture(log_path, sink),

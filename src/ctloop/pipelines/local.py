@@ -35,6 +35,35 @@ TASKS = ("ingest", "validate", "training-set", "tune", "train", "evaluate", "gat
 """The training pipeline's tasks, in order."""
 FEATURE_TASKS = ("ingest-days", "validate-days", "compute-features", "append-offline", "materialize-online")
 """The feature pipeline's tasks, in order."""
+PRELOAD = (
+    "kfp.dsl.executor_main",
+    "ctloop.app.pipeline_steps",
+    "ctloop.app.feature_steps",
+    "ctloop.core.data",
+    "ctloop.adapters.offline_store",
+    "ctloop.core.schema",
+    "hypothesis",
+    "ctloop.adapters.featurestore",
+    "feast.infra.offline_stores.duckdb",
+    "ctloop.core.train",
+    "ctloop.core.tune",
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "sklearn.compose",
+    "sklearn.preprocessing",
+    "sklearn.metrics",
+    "skl2onnx",
+    "onnxruntime",
+    "skops.io",
+    "ctloop.adapters.registry",
+    "mlflow",
+    "mlflow.sklearn",
+    "mlflow.onnx",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+)
+"""What the tasks of both pipelines import, in the order the tasks first need it: a warm task
+process (``[pipeline] warm_tasks``) starts with these already imported."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +148,7 @@ def run(
         runner=runner,
         git_sha=git_sha,
         callback=callback,
+        preload=PRELOAD,
     )
 
 
@@ -152,6 +182,7 @@ def run_features(
         runner=runner,
         git_sha=git_sha,
         callback=callback,
+        preload=PRELOAD,
     )
 
 

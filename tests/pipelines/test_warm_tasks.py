@@ -1,0 +1,116 @@
+"""Warm task processes: kfp.local's tasks forked from a zygote, each still a process of its own."""
+
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+from kfp import dsl, local
+
+from ctloop.adapters import warm_tasks
+
+PRELOADED = "tabnanny"
+"""A standard module nothing else here imports: present in a task only if the zygote preloaded it."""
+
+
+@dsl.component(base_image="python:3.12", install_kfp_package=False)
+def describe(name: str) -> str:
+    """What the task's process sees."""
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    return json.dumps(
+        {
+            "name": name,
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "var": os.environ.get("CTLOOP_WARM_TEST"),
+            "runtime": os.environ.get("_KFP_RUNTIME"),
+            "cwd": str(Path.cwd()),
+            "preloaded": "tabnanny" in sys.modules,
+        }
+    )
+
+
+@dsl.component(base_image="python:3.12", install_kfp_package=False)
+def fail(how: str) -> str:
+    """Fail as asked: an exception, an exit code or a signal."""
+    import os
+    import signal
+    import sys
+
+    if how == "raise":
+        raise ValueError("the day 2013-02-30 does not exist")
+    if how == "exit":
+        sys.exit(3)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"
+
+
+@pytest.fixture(scope="module")
+def zygote() -> Iterator[warm_tasks.Zygote]:
+    """One zygote for the module, with a marker module preloaded."""
+    started = warm_tasks.Zygote([PRELOADED], dict(os.environ))
+    yield started
+    started.close()
+
+
+@pytest.fixture
+def warm(zygote: warm_tasks.Zygote, tmp_path) -> Iterator[warm_tasks.Zygote]:
+    """kfp.local's subprocess runner with tasks forked from the zygote."""
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=False)
+    with warm_tasks.patched_subprocess_runner(zygote):
+        yield zygote
+
+
+def test_a_task_is_forked_from_the_zygote_with_the_callers_environment(warm, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("CTLOOP_WARM_TEST", "set after the zygote started")
+    monkeypatch.chdir(tmp_path)
+    first = json.loads(describe(name="first").output)
+    second = json.loads(describe(name="second").output)
+    assert first["ppid"] == second["ppid"] == warm.process.pid  # forked by the zygote, not by a shell
+    assert first["pid"] != second["pid"]  # a process per task
+    assert first["name"] == "first" and first["var"] == "set after the zygote started"
+    assert first["runtime"] == "true" and first["cwd"] == str(tmp_path)
+    assert second["preloaded"] is True  # loaded while the first ran (the first may start before)
+    assert "[KFP Executor" in capsys.readouterr().out  # the task's own output, streamed as kfp.local streams it
+
+
+def test_a_task_that_raises_fails_with_its_error_in_the_log(warm, capsys):  # kfp.local colours the status
+    fail(how="raise")
+    out = capsys.readouterr().out
+    assert "ValueError: the day 2013-02-30 does not exist" in out
+    assert "FAILURE" in out
+
+
+def test_an_exit_code_and_a_signal_are_failures(warm, capsys):
+    fail(how="exit")
+    assert "FAILURE" in capsys.readouterr().out
+    fail(how="signal")
+    out = capsys.readouterr().out
+    assert "ended without an exit status" in out and "FAILURE" in out
+    assert json.loads(describe(name="after").output)["ppid"] == warm.process.pid  # the zygote lives on
+
+
+def test_a_task_with_other_interpreter_settings_starts_as_kfp_starts_it(warm, monkeypatch):
+    monkeypatch.setenv("PYTHONHASHSEED", "7")  # read once at start: the zygote's differs
+    seen = json.loads(describe(name="cold").output)
+    assert seen["ppid"] != warm.process.pid and seen["preloaded"] is False
+
+
+def test_only_kfp_locals_own_script_is_forked(zygote):
+    env = dict(os.environ)
+    assert not zygote.accepts(["sh", "-ec", "echo hello", "x"], env)
+    assert not zygote.accepts(["python3", "-m", "kfp.dsl.executor_main"], env)
+    command = describe.component_spec.implementation.container.command
+    assert zygote.accepts([*command, "--executor_input", "{}"], env)
+
+
+def test_the_zygote_ends_when_closed():
+    started = warm_tasks.Zygote([], dict(os.environ))
+    command = describe.component_spec.implementation.container.command
+    started.close()
+    assert started.process.returncode == 0
+    assert not started.accepts([*command, "--executor_input", "{}"], dict(os.environ))
