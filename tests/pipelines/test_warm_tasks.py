@@ -3,6 +3,7 @@
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kfp import dsl, local
@@ -108,9 +109,11 @@ def test_only_kfp_locals_own_script_is_forked(zygote):
     assert zygote.accepts([*command, "--executor_input", "{}"], env)
 
 
-def test_the_zygote_ends_when_closed():
+def test_only_this_user_can_reach_the_zygote_and_it_ends_when_closed():
     started = warm_tasks.Zygote([], dict(os.environ))
+    folder = Path(started.address).parent
+    assert folder.stat().st_mode & 0o777 == 0o700 and Path(started.address).is_socket()
     command = describe.component_spec.implementation.container.command
     started.close()
-    assert started.process.returncode == 0
+    assert started.process.returncode == 0 and not folder.exists()
     assert not started.accepts([*command, "--executor_input", "{}"], dict(os.environ))

@@ -16,7 +16,8 @@ interpreter is forked; any other command, or a task whose interpreter settings (
 ``OMP_*`` variables, read once at start) differ from the zygote's, runs as kfp.local runs it. On a
 cluster nothing of this exists: each task is its pod.
 
-The zygote imports while it waits, in the preload's order, and forks between two imports: the first
+Tasks are asked for over a Unix socket in a folder only the user who started the zygote can
+enter. The zygote imports while it waits, in the preload's order, and forks between two imports: the first
 tasks start at once with what is loaded, and the later modules load while they run. It exits when
 the process that started it closes its end (or dies). Only the standard library is imported here.
 """
@@ -29,11 +30,13 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -58,10 +61,12 @@ class Zygote:
     def __init__(self, preload: Sequence[str], env: dict[str, str]) -> None:
         """Start the zygote with ``env`` (the tasks' own start environment); it imports ``preload`` in order."""
         self.env = dict(env)
+        # the socket lives in a folder only this user can enter: no one else can ask for a task
+        self._folder = Path(tempfile.mkdtemp(prefix="ctloop-warm-"))
+        self.address = str(self._folder / "zygote.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(b"\0ctloop-warm-tasks-%d-%d" % (os.getpid(), id(self)))  # abstract: no file
+        self._listener.bind(self.address)
         self._listener.listen(16)
-        self._address = self._listener.getsockname()
         self.process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(self._listener.fileno()), *preload],
             stdin=subprocess.PIPE,
@@ -88,7 +93,7 @@ class Zygote:
         request = json.dumps({"source": command[3], "args": list(command[4:]), "env": env, "cwd": str(Path.cwd())})
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             try:
-                conn.connect(self._address)
+                conn.connect(self.address)
                 socket.send_fds(conn, [_HELLO], [write_end])
                 body = request.encode()
                 conn.sendall(_LENGTH.pack(len(body)) + body)
@@ -116,6 +121,7 @@ class Zygote:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 def _read_all(conn: socket.socket) -> bytes:
@@ -206,7 +212,7 @@ def _fork_task(listener: socket.socket, conn: socket.socket) -> None:
             code = _run_task(fds[0], request)
             with contextlib.suppress(OSError):
                 conn.sendall(json.dumps({"code": code}).encode())
-            os._exit(code if 0 <= code < 256 else 1)
+            os._exit(code if 0 <= code < 256 else 1)  # a forked child leaves without the zygote's exit handlers
         os.close(fds[0])
 
 
@@ -224,8 +230,6 @@ def _run_task(output: int, request: dict[str, Any]) -> int:
     """What kfp.local's script does, in this forked process; the exit code."""
     import atexit
     import runpy
-    import shutil
-    import tempfile
     import traceback
 
     os.dup2(output, 1)
@@ -250,7 +254,7 @@ def _run_task(output: int, request: dict[str, Any]) -> int:
     except BaseException:
         traceback.print_exc()
         code = 1
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # what the interpreter runs at exit, which os._exit skips
     shutil.rmtree(program, ignore_errors=True)
     sys.stdout.flush()
     sys.stderr.flush()
