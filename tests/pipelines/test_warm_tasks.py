@@ -117,3 +117,13 @@ def test_only_this_user_can_reach_the_zygote_and_it_ends_when_closed():
     started.close()
     assert started.process.returncode == 0 and not folder.exists()
     assert not started.accepts([*command, "--executor_input", "{}"], dict(os.environ))
+
+
+def test_a_task_starts_as_kfp_starts_it_when_the_zygote_has_ended(tmp_path, monkeypatch):
+    started = warm_tasks.Zygote([], dict(os.environ))
+    monkeypatch.setattr(started, "accepts", lambda *_: True)  # it ended after saying yes
+    started.close()
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=True)
+    with warm_tasks.patched_subprocess_runner(started):
+        seen = json.loads(describe(name="after the zygote").output)
+    assert seen["name"] == "after the zygote" and seen["ppid"] != started.process.pid

@@ -55,6 +55,10 @@ _HELLO = b"fd"
 _LENGTH = struct.Struct("!Q")
 
 
+class ZygoteUnavailableError(OSError):
+    """The zygote could not be asked for a task (it has ended); the task did not start."""
+
+
 class Zygote:
     """A running zygote (see the module's docstring): :meth:`run` forks a task from it."""
 
@@ -97,6 +101,9 @@ class Zygote:
                 socket.send_fds(conn, [_HELLO], [write_end])
                 body = request.encode()
                 conn.sendall(_LENGTH.pack(len(body)) + body)
+            except OSError as exc:  # nothing has run: the caller may start the task another way
+                os.close(read_end)
+                raise ZygoteUnavailableError(f"the zygote cannot take the task: {exc}") from exc
             finally:
                 os.close(write_end)
             with open(read_end, errors="replace") as output:  # noqa: PTH123 (a pipe's descriptor)
@@ -143,7 +150,10 @@ def patched_subprocess_runner(zygote: Zygote) -> Iterator[None]:
         env = {**os.environ, **handler.env_vars}
         if handler.runner.use_venv or not zygote.accepts(handler.full_command, env):
             return kfp_run(handler)
-        code = zygote.run(handler.full_command, env)
+        try:
+            code = zygote.run(handler.full_command, env)
+        except ZygoteUnavailableError:
+            return kfp_run(handler)
         return status.Status.SUCCESS if code == 0 else status.Status.FAILURE
 
     handler_class.run = run
