@@ -33,9 +33,12 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctloop.config import Settings
+
+if TYPE_CHECKING:
+    from ctloop.adapters import warm_tasks
 
 RUNNERS = ("subprocess", "container")
 IMAGE_WORKDIR = "/app"
@@ -249,11 +252,11 @@ def container_runner(settings: Settings, git_sha: str) -> Iterator[tuple[Any, Se
             podman.remove_labelled(run_id)
 
 
-_zygote: Any = None
+_zygote: warm_tasks.Zygote | None = None
 """This process's zygote (:mod:`ctloop.adapters.warm_tasks`), started by the first run that wants one."""
 
 
-def _warm_zygote(preload: Sequence[str], env: dict[str, str]) -> Any:
+def _warm_zygote(preload: Sequence[str], env: dict[str, str]) -> warm_tasks.Zygote:
     """The process's zygote, started now (imports ``preload``, tasks' ``env``) unless one is running."""
     global _zygote  # noqa: PLW0603 (one zygote per process, for every run it makes)
     from ctloop.adapters import warm_tasks

@@ -65,6 +65,7 @@ class Zygote:
     def __init__(self, preload: Sequence[str], env: dict[str, str]) -> None:
         """Start the zygote with ``env`` (the tasks' own start environment); it imports ``preload`` in order."""
         self.env = dict(env)
+        self._started = _start_variables(self.env)
         # the socket lives in a folder only this user can enter: no one else can ask for a task
         self._folder = Path(tempfile.mkdtemp(prefix="ctloop-warm-"))
         self.address = str(self._folder / "zygote.sock")
@@ -88,8 +89,7 @@ class Zygote:
         match = SCRIPT.fullmatch(command[2])
         if not match or match["python"] not in (sys.executable, "python3"):
             return False
-        started = {k: v for k, v in self.env.items() if START_VARIABLES.match(k)}
-        return started == {k: v for k, v in env.items() if START_VARIABLES.match(k)}
+        return self._started == _start_variables(env)
 
     def run(self, command: Sequence[str], env: dict[str, str]) -> int:
         """Fork the task ``command`` (accepted by :meth:`accepts`) with ``env``; print its output; its exit code."""
@@ -129,6 +129,10 @@ class Zygote:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _start_variables(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if START_VARIABLES.match(k)}
 
 
 def _read_all(conn: socket.socket) -> bytes:
