@@ -108,8 +108,12 @@ class ModelSeries:
     A request adds to plain lists (~10 µs for one flight); every ``flush_s`` a thread moves the
     sums into the multiprocess counters (one file write per non-zero bucket instead of ~25 per
     request). Counts reach the metrics page within ``flush_s``; nothing is dropped (the last
-    sums are flushed when the worker exits or the version is swapped out).
+    sums are flushed when the worker exits or the version is swapped out). With
+    ``write_through`` (``flush_s`` 0) each request flushes its own counts before it is answered,
+    so a scrape that follows a response sees it (a replay's clock, which outruns any interval).
     """
+
+    write_through = False
 
     def __init__(self, model: LoadedModel) -> None:
         """Bind every bucket of every feature, and the prediction buckets, for ``model``'s version."""
@@ -145,10 +149,12 @@ class ModelSeries:
             self._rows += len(probabilities)
             if len(probabilities) <= SMALL_BATCH:
                 self._add_rows(matrix.tolist(), probabilities.tolist())
-                return
-            self._add(self._prediction_counts, PREDICTION_CUTS, probabilities)
-            for j, cuts in enumerate(self.cuts):
-                self._add(self._feature_counts[j], cuts, matrix[:, j].astype(np.float64))
+            else:
+                self._add(self._prediction_counts, PREDICTION_CUTS, probabilities)
+                for j, cuts in enumerate(self.cuts):
+                    self._add(self._feature_counts[j], cuts, matrix[:, j].astype(np.float64))
+        if self.write_through:
+            self.flush()
 
     def _add_rows(self, rows: list[list[float]], probabilities: list[float]) -> None:
         for p in probabilities:
@@ -184,7 +190,10 @@ class ModelSeries:
 
 
 class Flusher:
-    """A daemon thread that flushes the worker's current :class:`ModelSeries` every ``flush_s``."""
+    """A daemon thread that flushes the worker's current :class:`ModelSeries` every ``flush_s``.
+
+    ``flush_s`` 0: no thread; each series writes its counts through at every request.
+    """
 
     def __init__(self, flush_s: float) -> None:
         """Start nothing yet (Seldon forks its workers after building the model object)."""
@@ -198,6 +207,9 @@ class Flusher:
         for old in self._series:
             old.flush()
         self._series = [series]
+        if self.flush_s == 0:
+            series.write_through = True
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="ctloop-metrics-flush", daemon=True)
             self._thread.start()

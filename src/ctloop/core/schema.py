@@ -8,6 +8,7 @@ instead of GE's project context, stores and 100+ MB of dependencies.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -46,6 +47,21 @@ class Failure:
         return f"column {self.column!r} failed {self.rule} on {self.rows} row(s), e.g. {list(self.samples)}"
 
 
+def str_matches(pattern: str) -> pa.Check:
+    """The check ``str_matches`` of pandera, with the pattern tried once per distinct value.
+
+    A snapshot's string columns repeat a few thousand values over hundreds of thousands of rows:
+    matching each row costs most of the validation. Failures read as pandera's own check's.
+    """
+    compiled = re.compile(pattern)
+
+    def check(values: pd.Series) -> pd.Series:
+        matched = [value for value in values.unique() if compiled.match(value)]
+        return values.isin(matched)
+
+    return pa.Check(check, name="str_matches", error=f"str_matches('{pattern}')")
+
+
 def _non_empty(df: pd.DataFrame) -> bool:
     return len(df) > 0
 
@@ -62,13 +78,13 @@ FLIGHTS = pa.DataFrameSchema(
             "datetime64[us, UTC]",
             pa.Check.in_range(pd.Timestamp("2012-12-01", tz="UTC"), pd.Timestamp("2014-01-02", tz="UTC")),
         ),
-        "sched_dep_local": pa.Column("string", pa.Check.str_matches(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")),
+        "sched_dep_local": pa.Column("string", str_matches(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")),
         "carrier": pa.Column("string", pa.Check.isin(CARRIERS)),
         "flight": pa.Column("int64", pa.Check.in_range(1, 9999)),
-        "tailnum": pa.Column("string", pa.Check.str_matches(r"^[0-9A-Z]{2,7}$"), nullable=True),
+        "tailnum": pa.Column("string", str_matches(r"^[0-9A-Z]{2,7}$"), nullable=True),
         "origin": pa.Column("string", pa.Check.isin(ORIGINS)),
-        "dest": pa.Column("string", pa.Check.str_matches(r"^[A-Z]{3}$")),
-        "route": pa.Column("string", pa.Check.str_matches(r"^[A-Z]{3}-[A-Z]{3}$")),
+        "dest": pa.Column("string", str_matches(r"^[A-Z]{3}$")),
+        "route": pa.Column("string", str_matches(r"^[A-Z]{3}-[A-Z]{3}$")),
         "distance": pa.Column("float64", pa.Check.in_range(10, 6000)),
         "dep_delay": pa.Column("float64", pa.Check.in_range(-120, 2000)),
         "arr_delay": pa.Column("float64", pa.Check.in_range(-180, 2000)),
@@ -162,9 +178,9 @@ def _failures(cases: pd.DataFrame, table: str) -> list[Failure]:
 
 SCHEDULE = pa.DataFrameSchema(
     {
-        "day": pa.Column("string", pa.Check.str_matches(r"^\d{4}-\d\d-\d\d$")),
+        "day": pa.Column("string", str_matches(r"^\d{4}-\d\d-\d\d$")),
         "carrier": pa.Column("string", pa.Check.isin(CARRIERS)),
-        "route": pa.Column("string", pa.Check.str_matches(r"^[A-Z]{3}-[A-Z]{3}$")),
+        "route": pa.Column("string", str_matches(r"^[A-Z]{3}-[A-Z]{3}$")),
     },
     strict=True,
     name="schedule",
