@@ -6,6 +6,12 @@ Locally ctloop serves on loopback only, so this entry point sets gunicorn's bind
 and then runs Seldon's own ``main`` with the same command-line arguments.
 ``PROMETHEUS_MULTIPROC_DIR`` must be set before ``prometheus_client`` is imported: it is
 checked (and the folder created) here, first.
+
+Seldon records a model's custom metrics (``meta.metrics``) through a ``multiprocessing`` manager
+process shared by its workers, and it makes that round trip (two lock calls, a read and a write
+of the worker's entry) after every request, even when there is nothing to record. This model
+returns no custom metrics (its own live in ``/metrics``), so :func:`skip_empty_metric_updates`
+lets an update with none return at once; an update that carries metrics goes through unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +19,22 @@ from __future__ import annotations
 import os
 import sys
 from typing import Any
+
+
+def skip_empty_metric_updates() -> None:
+    """Make Seldon's ``SeldonMetrics.update`` a no-op when it has no metric to record (module docstring)."""
+    from seldon_core.metrics import SeldonMetrics
+
+    update = SeldonMetrics.update
+    if getattr(update, "skips_empty", False):
+        return
+
+    def update_if_any(self: SeldonMetrics, custom_metrics: list[dict[str, Any]], method: str) -> None:
+        if custom_metrics:
+            update(self, custom_metrics, method)
+
+    update_if_any.skips_empty = True  # type: ignore[attr-defined]  # applied once
+    SeldonMetrics.update = update_if_any
 
 
 def main() -> None:
@@ -38,6 +60,7 @@ def main() -> None:
         self.cfg.set("control_socket_disable", True)
 
     gunicorn_utils.StandaloneApplication.load_config = load_config
+    skip_empty_metric_updates()
     microservice.main()
 
 

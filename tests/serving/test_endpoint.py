@@ -326,3 +326,24 @@ def test_feature_server_down_is_503_and_not_ready_then_recovers(live, registered
     services.wait_until(lambda: call(predictions_url(live), flights_payload([GOOD]))[0] == 200, "recovery", 5)
     services.wait_until(lambda: call(f"{live.rest_url}/health/status")[0] == 200, "readiness true", 5)
     assert time.monotonic() - back < 5
+
+
+def test_seldon_skips_its_metrics_manager_only_when_there_is_no_metric(registered):
+    """After the launcher's patch an empty update never reaches the manager; one with metrics still does."""
+    script = (
+        "import serving.launch as launch\n"
+        "from seldon_core.metrics import SeldonMetrics\n"
+        "launch.skip_empty_metric_updates(); launch.skip_empty_metric_updates()\n"
+        "m = SeldonMetrics(worker_id_func=lambda: 1)\n"
+        "m.update([], 'predict')\n"
+        "empty = dict(m.data)\n"
+        "m.update([{'type': 'COUNTER', 'key': 'k', 'value': 2}], 'predict')\n"
+        "print(empty)\n"
+        "print([entry['value'] for entry in dict(m.data)[1].values()])\n"
+    )
+    python, env = serving_env_python(registered.settings)
+    out = subprocess.run([python, "-c", script], capture_output=True, text=True, env=env, check=False, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second = out.stdout.strip().splitlines()[-2:]
+    assert first == "{}"  # the empty update left the manager's shared dict untouched
+    assert second == "[2]"  # a real metric is still recorded
