@@ -12,6 +12,9 @@ from ctloop.adapters import warm_tasks
 
 PRELOADED = "tabnanny"
 """A standard module nothing else here imports: present in a task only if the zygote preloaded it."""
+WARMERS = ("mimetypes:init", "tabnanny:no_such_function")
+"""A cache filled in the zygote (``mimetypes.inited``, which a task run as kfp.local runs it lacks), and a
+function the installed module does not have (skipped)."""
 
 
 @dsl.component(base_image="python:3.12", install_kfp_package=False)
@@ -31,6 +34,7 @@ def describe(name: str) -> str:
             "runtime": os.environ.get("_KFP_RUNTIME"),
             "cwd": str(Path.cwd()),
             "preloaded": "tabnanny" in sys.modules,
+            "warmed": bool(getattr(sys.modules.get("mimetypes"), "inited", False)),
         }
     )
 
@@ -53,7 +57,7 @@ def fail(how: str) -> str:
 @pytest.fixture(scope="module")
 def zygote() -> Iterator[warm_tasks.Zygote]:
     """One zygote for the module, with a marker module preloaded."""
-    started = warm_tasks.Zygote([PRELOADED], dict(os.environ))
+    started = warm_tasks.Zygote([PRELOADED, *WARMERS], dict(os.environ))
     yield started
     started.close()
 
@@ -76,6 +80,8 @@ def test_a_task_is_forked_from_the_zygote_with_the_callers_environment(warm, mon
     assert first["name"] == "first" and first["var"] == "set after the zygote started"
     assert first["runtime"] == "true" and first["cwd"] == str(tmp_path)
     assert second["preloaded"] is True  # loaded while the first ran (the first may start before)
+    third = json.loads(describe(name="third").output)
+    assert third["warmed"] is True  # a module:function entry ran in the zygote, and a missing one did not stop it
     assert "[KFP Executor" in capsys.readouterr().out  # the task's own output, streamed as kfp.local streams it
 
 
@@ -98,7 +104,7 @@ def test_an_exit_code_and_a_signal_are_failures(warm, capsys):
 def test_a_task_with_other_interpreter_settings_starts_as_kfp_starts_it(warm, monkeypatch):
     monkeypatch.setenv("PYTHONHASHSEED", "7")  # read once at start: the zygote's differs
     seen = json.loads(describe(name="cold").output)
-    assert seen["ppid"] != warm.process.pid and seen["preloaded"] is False
+    assert seen["ppid"] != warm.process.pid and seen["preloaded"] is False and seen["warmed"] is False
 
 
 def test_only_kfp_locals_own_script_is_forked(zygote):

@@ -387,7 +387,7 @@ def test_a_cache_that_cannot_be_written_only_costs_the_parse(tmp_path):
 
 
 def test_raw_day_keys_order_like_the_dates():
-    """yyyymmdd keys compare as the departure dates do, across month and year ends."""
+    """Day keys (yyyymmdd) compare as the departure dates do, across month and year ends."""
     raw = pd.DataFrame({"year": [2012, 2013, 2013, 2013], "month": [12, 1, 1, 2], "day": [31, 1, 31, 1]})
     keys = data.raw_day_keys(raw)
     assert keys.tolist() == sorted(keys.tolist())

@@ -63,7 +63,7 @@ class Zygote:
     """A running zygote (see the module's docstring): :meth:`run` forks a task from it."""
 
     def __init__(self, preload: Sequence[str], env: dict[str, str]) -> None:
-        """Start the zygote with ``env`` (the tasks' own start environment); it imports ``preload`` in order."""
+        """Start the zygote with ``env`` (the tasks' start environment); it loads ``preload`` (:func:`_load`)."""
         self.env = dict(env)
         self._started = _start_variables(self.env)
         # the socket lives in a folder only this user can enter: no one else can ask for a task
@@ -191,19 +191,28 @@ def _serve(listener: socket.socket, preload: list[str]) -> None:
             _load(pending.pop(0))
 
 
-def _load(module: str) -> None:
-    """Import one module; the objects it creates are frozen out of the collector (children never rescan them)."""
+def _load(entry: str) -> None:
+    """Import one module (``module``) or fill one cache (``module:function``), then freeze what it made.
+
+    ``module:function`` calls a function of no argument that fills a module-level cache every task
+    would otherwise fill on its own (MLflow's map of installed packages, for one); one missing
+    from the installed version is skipped. What the entry created is frozen out of the collector:
+    children never rescan it.
+    """
     import importlib
 
+    module, _, function = entry.partition(":")
     gc.disable()
     try:
-        with contextlib.suppress(Exception):  # a task importing it reports the error itself
-            importlib.import_module(module)
+        with contextlib.suppress(Exception):  # a task importing or calling it reports the error itself
+            warm = getattr(importlib.import_module(module), function, None) if function else None
+            if callable(warm):
+                warm()
     finally:
         gc.freeze()
         gc.enable()
     if threading.active_count() > 1:  # a forked thread would be missing in every child
-        raise SystemExit(f"importing {module} started a thread: cannot fork tasks safely")
+        raise SystemExit(f"preloading {entry} started a thread: cannot fork tasks safely")
 
 
 def _fork_task(listener: socket.socket, conn: socket.socket) -> None:

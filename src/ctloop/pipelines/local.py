@@ -77,9 +77,12 @@ PRELOAD = (
     "mlflow.onnx",
     "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.utils.requirements_utils:_init_modules_to_packages_map",
 )
 """What the tasks of both pipelines import, in the order the tasks first need it: a warm task
-process (``[pipeline] warm_tasks``) starts with these already imported."""
+process (``[pipeline] warm_tasks``) starts with these already imported. ``module:function``
+fills a cache the tasks would each fill: MLflow's map of installed packages, which it scans the
+environment for at every model it logs (0.7 s of the register task)."""
 
 
 @dataclass(frozen=True)
