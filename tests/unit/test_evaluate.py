@@ -246,3 +246,6 @@ def test_permutation_importance_is_the_auc_lost_when_one_feature_is_shuffled():
     got = permutation_importance(predict, matrix, y, ["signal", "noise"], seed=1)
     assert got["signal"] > 0.3 and got["noise"] == 0.0
     assert permutation_importance(predict, matrix, y, ["signal", "noise"], seed=1) == got  # seeded
+    sampled = permutation_importance(predict, matrix, y, ["signal", "noise"], seed=1, max_rows=1000)
+    assert sampled != got and sampled["noise"] == 0.0  # on 1,000 of the rows: another estimate of the same
+    assert abs(sampled["signal"] - got["signal"]) < 0.05
