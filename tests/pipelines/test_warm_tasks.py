@@ -12,7 +12,7 @@ from ctloop.adapters import warm_tasks
 
 PRELOADED = "tabnanny"
 """A standard module nothing else here imports: present in a task only if the zygote preloaded it."""
-WARMERS = ("mimetypes:init", "tabnanny:no_such_function")
+WARMERS = ("mimetypes:init", "colorsys:no_such_function")
 """A cache filled in the zygote (``mimetypes.inited``, which a task run as kfp.local runs it lacks), and a
 function the installed module does not have (skipped)."""
 
@@ -133,3 +133,31 @@ def test_a_task_starts_as_kfp_starts_it_when_the_zygote_has_ended(tmp_path, monk
     with warm_tasks.patched_subprocess_runner(started):
         seen = json.loads(describe(name="after the zygote").output)
     assert seen["name"] == "after the zygote" and seen["ppid"] != started.process.pid
+
+
+@dsl.component(base_image="python:3.12", install_kfp_package=False)
+def absent(modules: list) -> list:
+    """Which of ``modules`` (``module`` or ``module:function``) this task's process has not imported."""
+    import sys
+
+    return [m for m in modules if m.partition(":")[0] not in sys.modules]
+
+
+def test_the_pipelines_preload_list_is_all_loaded_in_the_zygote(tmp_path):
+    """Every entry of ctloop.pipelines.local.PRELOAD is imported by the zygote: tasks forked late see them all."""
+    import time
+
+    from ctloop.pipelines.local import PRELOAD
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=False)
+    started = warm_tasks.Zygote(PRELOAD, dict(os.environ))
+    try:
+        with warm_tasks.patched_subprocess_runner(started):
+            deadline = time.monotonic() + 120
+            missing = absent(modules=list(PRELOAD)).output
+            while missing and time.monotonic() < deadline:
+                time.sleep(1)  # the zygote loads between tasks
+                missing = absent(modules=list(PRELOAD)).output
+    finally:
+        started.close()
+    assert missing == []

@@ -205,7 +205,8 @@ def _load(entry: str) -> None:
     gc.disable()
     try:
         with contextlib.suppress(Exception):  # a task importing or calling it reports the error itself
-            warm = getattr(importlib.import_module(module), function, None) if function else None
+            loaded = importlib.import_module(module)
+            warm = getattr(loaded, function, None) if function else None
             if callable(warm):
                 warm()
     finally:
