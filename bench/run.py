@@ -75,8 +75,9 @@ def direct(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
         return out
 
     work = settings.data_dir / "direct"
+    window = data.Window.parse(START, END)
     result = step(
-        "ingest", data.ingest, data.Window.parse(START, END), settings.features.history_days, work / "snapshot"
+        "ingest", data.ingest, window, settings.features.history_days, work / "snapshot", None, settings.parse_cache
     )
     step("validate", pipeline_steps.validate, Path(result.path), result.sha256, START, END)
 
