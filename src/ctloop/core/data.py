@@ -10,6 +10,7 @@ outcome at its landing (``outcome_known_at``: scheduled arrival in the destinati
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -150,13 +151,14 @@ def parsed_csv(path: Path, dtype: dict[str, str] | None, cache: Path | None) -> 
         except (OSError, ValueError):  # a damaged copy: parse again and replace it
             pass
     frame = pd.read_csv(path, dtype=dtype)
+    partial = kept.with_name(f".{kept.name}.{os.getpid()}")
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        partial = kept.with_name(f".{kept.name}.{os.getpid()}")
         frame.to_parquet(partial, index=False)
         partial.replace(kept)  # atomic: a concurrent reader sees the whole copy or none
     except OSError:
-        pass
+        with contextlib.suppress(OSError):  # a full disk: no half-written copy left behind
+            partial.unlink(missing_ok=True)
     return frame
 
 
