@@ -366,6 +366,9 @@ def test_a_changed_source_file_is_parsed_again_and_a_damaged_copy_replaced(tmp_p
     source, cache = tmp_path / "source.csv", tmp_path / "cache"
     source.write_text("a,b\n1,x\n")
     assert data.parsed_csv(source, None, cache)["a"].tolist() == [1]
+    (first,) = cache.glob("source-*.parquet")
+    pd.DataFrame({"a": [7], "b": ["kept"]}).to_parquet(first, index=False)
+    assert data.parsed_csv(source, None, cache)["b"].tolist() == ["kept"]  # the same bytes: the kept copy is read
     source.write_text("a,b\n2,y\n")
     assert data.parsed_csv(source, None, cache)["a"].tolist() == [2]
     kept = sorted(cache.glob("source-*.parquet"))
