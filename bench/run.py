@@ -91,7 +91,7 @@ def direct(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
     from ctloop.core import train as core
     from ctloop.core import tune
 
-    end = data.Window.parse(START, END).end
+    end = window.end
     tuned = step("tune", tune.search, ts, end, settings.train, settings.tune)
     bundle, _ = step("train", core.train, ts, end, tuned.params, settings.monitor.window_s, tuned.to_dict())
     bundle.save(work / "model")

@@ -60,13 +60,12 @@ def ingest_days(
     raw = data.read_raw_flights(src, cache)
     raw_day = data.raw_day_keys(raw)
     since = first - timedelta(days=longest)
-    key = data.day_key
-    near = raw.loc[(raw_day >= key(since - timedelta(days=data.MAX_FLIGHT_SPAN_D))) & (raw_day <= key(last))]
+    near = raw.loc[data.on_days(raw_day, since - timedelta(days=data.MAX_FLIGHT_SPAN_D), last)]
     flights, _ = data.prepare_flights(near, data.read_zones(src))
     known = flights["outcome_known_at"]
     landed = flights.loc[(known >= local_midnight(since)) & (known < local_midnight(last + timedelta(days=1)))]
-    excluded = data.excluded_flights(raw.loc[(raw_day >= key(first)) & (raw_day <= key(last))])
-    ahead = raw.loc[(raw_day > key(first)) & (raw_day <= key(last + timedelta(days=1)))]
+    excluded = data.excluded_flights(raw.loc[data.on_days(raw_day, first, last)])
+    ahead = raw.loc[data.on_days(raw_day, first + timedelta(days=1), last + timedelta(days=1))]
     schedule = pd.DataFrame(
         {
             "day": pd.array(

@@ -173,6 +173,12 @@ def day_key(day: date) -> int:
     return day.year * 10_000 + day.month * 100 + day.day
 
 
+def on_days(keys: np.ndarray, first: date, last: date) -> np.ndarray:
+    """Which raw flights (their :func:`raw_day_keys`) are scheduled to depart on ``first..last``."""
+    mask: np.ndarray = (keys >= day_key(first)) & (keys <= day_key(last))
+    return mask
+
+
 def _raw_file(source: Path, name: str) -> Path:
     path = source / name
     if not path.is_file():
@@ -328,12 +334,12 @@ def ingest(
     raw = read_raw_flights(src, cache)
     first = window.start - timedelta(days=history_days)
     raw_day = raw_day_keys(raw)
-    near = raw.loc[(raw_day >= day_key(first - timedelta(days=MAX_FLIGHT_SPAN_D))) & (raw_day <= day_key(window.end))]
+    near = raw.loc[on_days(raw_day, first - timedelta(days=MAX_FLIGHT_SPAN_D), window.end)]
     flights, _ = prepare_flights(near, read_zones(src))
     in_window = flights["sched_dep_local"].str.slice(0, 10) >= window.start.isoformat()
     history = ~in_window & (flights["outcome_known_at"] >= local_midnight(first))
     snapshot = flights.loc[in_window | history].reset_index(drop=True)
-    excluded = excluded_flights(raw.loc[(raw_day >= day_key(window.start)) & (raw_day <= day_key(window.end))])
+    excluded = excluded_flights(raw.loc[on_days(raw_day, window.start, window.end)])
     lo = pd.Timestamp(first, tz="UTC") - pd.Timedelta(days=1)
     hi = pd.Timestamp(window.end, tz="UTC") + pd.Timedelta(days=2)
     weather = read_weather(src)
