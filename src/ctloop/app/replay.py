@@ -201,26 +201,35 @@ def replay_flights(all_flights: pd.DataFrame, plan: Plan) -> Flights:
 
 
 class Endpoint:
-    """The Seldon REST endpoint, over one keep-alive session."""
+    """The Seldon REST endpoint, over one keep-alive urllib3 connection (lighter per call than a requests session)."""
 
     def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
         """Talk to ``base_url`` (``http://127.0.0.1:9000``)."""
-        import requests
+        from urllib.parse import urlsplit
 
+        import urllib3
+
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ReplayError(f"serving URL must be http://host:port, got {base_url!r}")
         self.base_url, self.timeout_s = base_url, timeout_s
-        self.session = requests.Session()
+        self.pool = urllib3.HTTPConnectionPool(
+            parts.hostname, parts.port or 80, maxsize=1, timeout=urllib3.Timeout(total=timeout_s), retries=False
+        )
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST JSON; a non-200 answer is a :class:`ReplayError` with serving's own message."""
-        import requests
+        import urllib3
 
         try:
-            response = self.session.post(f"{self.base_url}{path}", json=body, timeout=self.timeout_s)
-        except requests.RequestException as exc:
+            response = self.pool.request(
+                "POST", path, body=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+            )
+        except urllib3.exceptions.HTTPError as exc:
             raise ReplayError(f"{path}: serving unreachable: {exc}") from None
-        if response.status_code != 200:
-            raise ReplayError(f"{path} answered {response.status_code}: {response.text[:300]}")
-        answer: dict[str, Any] = response.json()
+        if response.status != 200:
+            raise ReplayError(f"{path} answered {response.status}: {response.data[:300].decode('utf-8', 'replace')}")
+        answer: dict[str, Any] = json.loads(response.data)
         return answer
 
     def metrics(self) -> list[Sample]:
@@ -231,7 +240,7 @@ class Endpoint:
 
 
 class Sender:
-    """Posts feedback bodies in a background thread (its own session), in order; :meth:`drain` waits for all.
+    """Posts feedback bodies in a background thread (its own connection), in order; :meth:`drain` waits for all.
 
     Feedback for the hour goes out while the hour's predictions are scored: serving has two
     workers, and the replay's clock need not wait for one before the other. A failure is
