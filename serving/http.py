@@ -167,7 +167,7 @@ def blueprint(params: ServingParams) -> Blueprint:
 
     @bp.route("/metrics", methods=["GET"])
     def metrics_page() -> Response:
-        body, content_type = metrics.exposition()
+        body, content_type = metrics.exposition(request.args.getlist("name[]"))
         return Response(body, content_type=content_type)
 
     @bp.app_errorhandler(ServingError)

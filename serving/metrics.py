@@ -17,7 +17,8 @@ import atexit
 import os
 import threading
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 from prometheus_client import (
@@ -30,6 +31,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from ctloop.contract import buckets
 from serving.model_store import LoadedModel
@@ -236,10 +240,48 @@ def observe_feedback(version: str, probabilities: Sequence[float], outcomes: Seq
     feedback_squared_error.labels(version).inc(squared)
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics page: every worker's files merged (or this process alone outside multiprocess mode)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
+def exposition(names: Collection[str] = ()) -> tuple[bytes, str]:
+    """The metrics page: every worker's files merged (or this process alone outside multiprocess mode).
+
+    ``names`` (Prometheus's ``name[]`` query parameter): only the samples of those names. In
+    multiprocess mode only the files of their kinds are read: a monitoring pass asks for counters
+    and histograms, and the reference gauges, about half the page, are not merged for it.
+    """
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return generate_latest(REGISTRY.restricted_registry(names) if names else REGISTRY), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    if names:
+        registry.register(_Restricted(folder, set(names)))
+    else:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+_SAMPLE_SUFFIXES = ("", "_total", "_created", "_bucket", "_sum", "_count")
+
+
+def _kind_of_sample() -> dict[str, str]:
+    """Each sample name our metrics can write, to its metric type (the prefix of its multiprocess files)."""
+    kinds: dict[str, str] = {}
+    for metric in (value for value in globals().values() if isinstance(value, MetricWrapperBase)):
+        for family in metric.describe():
+            kinds.update((family.name + suffix, family.type) for suffix in _SAMPLE_SUFFIXES)
+    return kinds
+
+
+class _Restricted(Collector):
+    """The merged multiprocess files of the kinds that hold ``names``, with only those samples."""
+
+    def __init__(self, folder: str, names: set[str]) -> None:
+        self.folder, self.names = folder, names
+
+    def collect(self) -> Iterator[Metric]:
+        kinds = _kind_of_sample()
+        wanted = {kinds.get(name) for name in self.names}
+        prefixes = ("",) if None in wanted else tuple(f"{kind}_" for kind in wanted)  # a name not ours: every file
+        files = [str(f) for f in Path(self.folder).glob("*.db") if f.name.startswith(prefixes)]
+        for metric in multiprocess.MultiProcessCollector.merge(files):  # type: ignore[no-untyped-call]
+            metric.samples = [s for s in metric.samples if s.name in self.names]
+            if metric.samples:
+                yield metric

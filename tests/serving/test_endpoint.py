@@ -231,6 +231,26 @@ def test_metrics_page_passes_promtool(live):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_metrics_page_keeps_only_the_names_asked_for(live):
+    """`?name[]=` (as prometheus_client's pages read it) keeps those samples, with the full page's values."""
+    _, answer = call(predictions_url(live), flights_payload([GOOD]))
+    assert call(f"{live.rest_url}/api/v1.0/feedback", feedback_body(answer, [1]))[0] == 200
+    time.sleep(0.3)  # drift counts flushed (metrics_flush_s = 0.1 here); nothing is sent while the pages are read
+    full = scrape(live)
+    asked = ["ctloop_feature_bucket_total", "ctloop_feedback_probability_bucket", "ctloop_feature_reference_share"]
+    query = "&".join(f"name[]={name}" for name in asked)
+    status, text = call(f"{live.metrics_url}?{query}")
+    assert status == 200
+    some = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert {name for name, _ in some} == set(asked)
+    assert some == {key: value for key, value in full.items() if key[0] in asked}
+    assert call(f"{live.metrics_url}?name[]=not_a_metric_of_ours") == (200, "")
+
+
 def serving_env_python(settings) -> tuple[str, dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])

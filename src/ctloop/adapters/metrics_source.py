@@ -45,8 +45,13 @@ def _get(url: str, timeout_s: float = 10.0) -> str:
 
 
 def read_page(url: str, version: str | None = None) -> list[Sample]:
-    """The counters on a Prometheus text page (serving's ``/metrics``), of one model version if given."""
-    return parse_page(_get(url), version)
+    """The counters on a Prometheus text page (serving's ``/metrics``), of one model version if given.
+
+    The page is asked for these counters only (Prometheus's ``name[]`` parameter, which
+    prometheus_client's pages honour, serving's too); a page that ignores it is filtered here.
+    """
+    query = urllib.parse.urlencode([("name[]", name) for name in _SAMPLE_NAMES])
+    return parse_page(_get(f"{url}{'&' if '?' in url else '?'}{query}"), version)
 
 
 def parse_page(text: str, version: str | None = None) -> list[Sample]:
