@@ -28,6 +28,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -342,6 +343,23 @@ def _ready_or_stopped(process: ContainerProcess, url: str, timeout_s: float) -> 
     return process
 
 
+def _started(starting: list[Future[Process]], stack: ExitStack, quiet: bool = False) -> list[Process]:
+    """Wait for every start; each server that started stops with ``stack``; then the first failure is raised."""
+    processes: list[Process] = []
+    failure: BaseException | None = None
+    for future in starting:
+        try:
+            process = future.result()
+        except BaseException as exc:
+            failure = failure or exc
+            continue
+        stack.callback(process.stop)
+        processes.append(process)
+    if failure is not None and not quiet:
+        raise failure
+    return processes
+
+
 @dataclass(frozen=True)
 class Stack:
     """Where the running stack answers."""
@@ -375,17 +393,32 @@ def serving_stack(
     deployed = deploy_alias(settings, alias)
     cfg = settings.serving
     log_dir = settings.data_dir / "logs" / "serving"
+    feature_url = f"http://127.0.0.1:{cfg.feature_server_port}"
     with ExitStack() as stack:
         redis = services.start_redis(settings.services.redis_port, settings.data_dir / "redis")
         stack.callback(redis.stop)
-        fs.load_online(settings, online_until)
-        feast = servers.feature_server(settings, cfg.feature_server_port, cfg.feature_server_workers, log_dir)
-        stack.callback(feast.stop)
-        feature_url = f"http://127.0.0.1:{cfg.feature_server_port}"
-        seldon = servers.microservice(
-            settings, serving_dir(settings.data_dir) / CURRENT, feature_url, (cfg.rest_port, cfg.metrics_port), log_dir
-        )
-        stack.callback(seldon.stop)
+        # the two servers start side by side while Redis is loaded (the microservice is ready once the
+        # feature server answers a real online read, which needs no row in the store)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="start") as pool:
+            starting = [
+                pool.submit(
+                    servers.feature_server, settings, cfg.feature_server_port, cfg.feature_server_workers, log_dir
+                ),
+                pool.submit(
+                    servers.microservice,
+                    settings,
+                    serving_dir(settings.data_dir) / CURRENT,
+                    feature_url,
+                    (cfg.rest_port, cfg.metrics_port),
+                    log_dir,
+                ),
+            ]
+            try:
+                fs.load_online(settings, online_until)
+            except BaseException:
+                _started(starting, stack, quiet=True)
+                raise
+            feast, seldon = _started(starting, stack)
         yield Stack(
             rest_url=f"http://127.0.0.1:{cfg.rest_port}",
             metrics_url=f"http://127.0.0.1:{cfg.rest_port}/metrics",
