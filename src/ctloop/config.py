@@ -272,11 +272,17 @@ class PipelineSettings:
     warm_tasks: bool = True
     """With the ``subprocess`` runner: fork each task's process from one that has imported the
     tasks' libraries, rather than start each with a fresh interpreter."""
+    partition_wait_s: float = 0.0
+    """How long the training set step waits for day partitions of its window that the offline
+    store lacks, when a feature pipeline run scheduled beside it may still be appending them
+    (0: refuse at once). Locally with 0, a retrain runs the feature pipeline for them first."""
 
     def __post_init__(self) -> None:
-        """Refuse an unknown runner."""
+        """Refuse an unknown runner and a negative wait."""
         if self.local_runner not in ("subprocess", "container"):
             raise ConfigError(f"[pipeline] local_runner must be 'subprocess' or 'container', got {self.local_runner!r}")
+        if not self.partition_wait_s >= 0:
+            raise ConfigError(f"[pipeline] partition_wait_s must be >= 0, got {self.partition_wait_s}")
 
     def task_env(self) -> dict[str, str]:
         """Plain environment variables for every task on a cluster."""

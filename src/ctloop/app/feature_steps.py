@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -167,20 +168,31 @@ def materialize(settings: Settings, days_text: str) -> tuple[str, str]:
     return start.isoformat(), end.isoformat()
 
 
+PARTITION_POLL_S = 0.05
+"""The first pause between two looks at the offline store's manifest while partitions are awaited."""
+PARTITION_POLL_MAX_S = 0.4
+"""The longest pause (each pause doubles up to it): a few reads a second of an object store's manifest."""
+
+
 def read_lineage(settings: Settings, start: str, end: str) -> dict[str, str]:
     """The feature data that departures of days ``start..end`` read: partitions and hash; refused if one is missing.
 
     ``start``, ``end``: the first and last departure day of the training rows (a window that
-    begins before the data reads no partition before its first flight).
+    begins before the data reads no partition before its first flight). A missing partition is
+    awaited for up to ``[pipeline] partition_wait_s`` first.
     """
     from ctloop.core import partitions
 
     window_start, window_end = date.fromisoformat(start), date.fromisoformat(end)
     needed = partitions.window_partitions(window_start, window_end)
     store = offline(settings)
-    absent = partitions.missing(needed, store.days())
-    if absent:
-        raise MissingPartitionsError(absent)
+    deadline = time.monotonic() + settings.pipeline.partition_wait_s
+    pause = PARTITION_POLL_S
+    while absent := partitions.missing(needed, store.days()):  # a run's days appear when its manifest is written
+        if time.monotonic() >= deadline:
+            raise MissingPartitionsError(absent)
+        time.sleep(pause)
+        pause = min(2 * pause, PARTITION_POLL_MAX_S)
     return {
         "feature_partitions": partitions.format_days(needed),
         "feature_partitions_count": str(len(needed)),

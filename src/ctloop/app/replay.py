@@ -17,9 +17,9 @@
      as a scheduled run on a cluster goes on while serving does (``BackgroundFeatures``);
    - at local midnight: one monitoring pass (``ctloop.app.monitor_pass``, what the cluster's CronJob
      runs) — drift and delayed-label performance from serving's ``/metrics``, the policy, and, if
-     it says so, the same training pipeline on the window before ``now`` (after the feature runs
-     started so far have finished, and the feature pipeline for the window's days still missing),
-     its gate and a promotion that serving hot-swaps to;
+     it says so, the same training pipeline on the window before ``now`` (its first steps run while
+     the background worker appends the window's days still missing, and its training set step
+     waits for them), its gate and a promotion that serving hot-swaps to;
    - the flights scheduled to leave in ``[now, now + 1 h)`` go to ``/api/v1.0/predictions`` in
      one request; the response's probabilities and model version are kept.
 4. The feature pipeline appends the days left; a static champion (the first one, never
@@ -665,8 +665,9 @@ class BackgroundFeatures:
 
     Runs go to one worker process (kfp.local keeps global state, so a run needs a process of its
     own), which takes the days ended by each run's ``now`` that the offline store lacks. Only
-    training reads the offline store: :meth:`wait` is called before every retrain and before the
-    end, and the caller then appends what is still missing itself. Which days share a run thus
+    training reads the offline store: a retrain queues its own run here and its training set step
+    waits for the days (:class:`AfterFeatures`); before the end :meth:`wait` is called and the
+    caller appends what is still missing itself. Which days share a run thus
     depends on how fast the worker went, but a day's partition does not depend on the run that
     computed it (``tests/features/test_partition_grouping.py``), so what a retrain reads does
     not either. The online store
@@ -700,7 +701,7 @@ class BackgroundFeatures:
     def wait(self) -> None:
         """Drop the queued runs that have not started, let the running one finish; raise the first failure.
 
-        The caller appends what the dropped runs would have (a retrain's catch-up, the end's).
+        A later run, or the caller, appends what the dropped runs would have.
         """
         self._drop_waiting()
         pending, self._pending = self._pending, []
@@ -725,12 +726,20 @@ def read_data(settings: Settings, plan: Plan) -> tuple[dict[str, pd.DataFrame], 
     return tables, replay_flights(all_flights, plan)
 
 
+RETRAIN_PARTITION_WAIT_S = 120.0
+"""How long a retrain's training set step waits for the worker's catch-up run to append its window's last days."""
+
+
 @dataclass(frozen=True)
 class AfterFeatures:
-    """A retrainer that first waits for the background feature runs (:class:`BackgroundFeatures`).
+    """A retrainer whose window's new days are appended by the background worker while its pipeline starts.
 
-    The wait counts as ``feature pipeline`` time; the retrainer's own catch-up (the days since the
-    last run) follows in this process.
+    The catch-up run (the days since the worker's last run) is queued to the worker
+    (:class:`BackgroundFeatures`), and the training pipeline starts at once, as a cluster's
+    scheduled runs of both would: ingest and validate need no feature, and the training set step
+    waits for the partitions (``[pipeline] partition_wait_s``). The worker's runs are then
+    collected (the wait counts as ``feature pipeline`` time), so a failed feature run stops the
+    replay with its own error.
     """
 
     retrain: Retrainer
@@ -738,10 +747,14 @@ class AfterFeatures:
     timings: Timings
 
     def __call__(self, settings: Settings, start: str, end: str, as_of: str) -> Any:
-        """Wait, then retrain."""
-        with self.timings.stage(FEATURE_STAGE):
-            self.background.wait()
-        return self.retrain(settings, start, end, as_of)
+        """Queue the catch-up, retrain, then collect the feature runs."""
+        self.background.submit(pd.Timestamp(as_of, tz="UTC"))
+        waiting = settings.replace(pipeline=replace(settings.pipeline, partition_wait_s=RETRAIN_PARTITION_WAIT_S))
+        try:
+            return self.retrain(waiting, start, end, as_of)
+        finally:
+            with self.timings.stage(FEATURE_STAGE):
+                self.background.wait()
 
 
 def run(
@@ -754,8 +767,9 @@ def run(
 ) -> Outcome:
     """The whole replay; ``settings`` are the environment's (the replay's folder is derived from them).
 
-    ``retrain`` trains the first champion and every retrain the monitor starts, appending the
-    window's missing days first; ``run_features`` is the feature pipeline (both kfp.local).
+    ``retrain`` trains the first champion (appending its window's days first) and every retrain the
+    monitor starts (the background worker appends those days meanwhile: :class:`AfterFeatures`);
+    ``run_features`` is the feature pipeline (both kfp.local).
     """
     from ctloop.adapters import featurestore as fs
     from ctloop.app import report

@@ -100,10 +100,13 @@ class LocalRetrainer:
         """Run it: ``promoted`` (with the version, and the floors waived), ``not blessed`` or ``failed`` (with why).
 
         The feature pipeline runs first for the window's days the offline store lacks (the new
-        data since its last run), so the training pipeline finds every partition it reads.
+        data since its last run), so the training pipeline finds every partition it reads; with
+        ``[pipeline] partition_wait_s`` above 0 a feature run scheduled beside this one appends
+        them (the replay's background runs), and the training set step waits for them.
         """
         try:
-            features_for_window(settings, start, end, git_sha=self.git_sha, runner=self.runner)
+            if not settings.pipeline.partition_wait_s:
+                features_for_window(settings, start, end, git_sha=self.git_sha, runner=self.runner)
             run_ = run(settings, start, end, git_sha=self.git_sha, as_of=as_of, runner=self.runner)
         except (PipelineStepError, MissingPartitionsError) as exc:
             log.warning("retrain failed: %s", exc)
