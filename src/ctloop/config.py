@@ -283,6 +283,7 @@ class PipelineSettings:
             raise ConfigError(f"[pipeline] local_runner must be 'subprocess' or 'container', got {self.local_runner!r}")
         if not self.partition_wait_s >= 0:
             raise ConfigError(f"[pipeline] partition_wait_s must be >= 0, got {self.partition_wait_s}")
+        object.__setattr__(self, "partition_wait_s", float(self.partition_wait_s))  # TOML's 900 is an int
 
     def task_env(self) -> dict[str, str]:
         """Plain environment variables for every task on a cluster."""
