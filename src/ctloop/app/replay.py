@@ -201,35 +201,36 @@ def replay_flights(all_flights: pd.DataFrame, plan: Plan) -> Flights:
 
 
 class Endpoint:
-    """The Seldon REST endpoint, over one keep-alive urllib3 connection (lighter per call than a requests session)."""
+    """The Seldon REST endpoint over one ``http.client`` connection (lighter per call than a requests session).
+
+    The connection is opened again whenever serving closes it after a response.
+    """
 
     def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
         """Talk to ``base_url`` (``http://127.0.0.1:9000``)."""
+        import http.client
         from urllib.parse import urlsplit
-
-        import urllib3
 
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ReplayError(f"serving URL must be http://host:port, got {base_url!r}")
         self.base_url, self.timeout_s = base_url, timeout_s
-        self.pool = urllib3.HTTPConnectionPool(
-            parts.hostname, parts.port or 80, maxsize=1, timeout=urllib3.Timeout(total=timeout_s), retries=False
-        )
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST JSON; a non-200 answer is a :class:`ReplayError` with serving's own message."""
-        import urllib3
+        import http.client
 
         try:
-            response = self.pool.request(
-                "POST", path, body=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-            )
-        except urllib3.exceptions.HTTPError as exc:
+            self.connection.request("POST", path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+            response = self.connection.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.connection.close()  # the next call opens a new one
             raise ReplayError(f"{path}: serving unreachable: {exc}") from None
         if response.status != 200:
-            raise ReplayError(f"{path} answered {response.status}: {response.data[:300].decode('utf-8', 'replace')}")
-        answer: dict[str, Any] = json.loads(response.data)
+            raise ReplayError(f"{path} answered {response.status}: {data[:300].decode('utf-8', 'replace')}")
+        answer: dict[str, Any] = json.loads(data)
         return answer
 
     def metrics(self) -> list[Sample]:
