@@ -214,7 +214,7 @@ class Endpoint:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ReplayError(f"serving URL must be http://host:port, got {base_url!r}")
-        self.base_url, self.timeout_s = base_url, timeout_s
+        self.base_url = base_url
         self.connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
