@@ -28,14 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(base: Settings, work: Path) -> dict[str, Any]:
     """The full replay with free loopback ports and folders under ``work``; its summary."""
-    settings = base.replace(
-        services=replace(base.services, redis_port=services.free_port()),
-        serving=replace(
-            base.serving,
-            rest_port=services.free_port(),
-            metrics_port=services.free_port(),
-            feature_server_port=services.free_port(),
-        ),
+    settings = services.own_ports(base).replace(
         replay=replace(base.replay, data_dir=str(work / "replay"), report_dir=str(work / "report")),
     )
     return replay.run(settings, LocalRetrainer(git_sha="bench"), LocalFeatures(git_sha="bench"), quick=False).summary

@@ -52,17 +52,10 @@ def box_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     for parent in (folder, *folder.parents):  # pytest's base folder is private to its user
         if parent.owner() == "root" and str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
             parent.chmod(parent.stat().st_mode | 0o011)
-    return base.replace(
+    own = services.own_ports(base)
+    return own.replace(
         paths=replace(base.paths, data_dir=str(folder / "data")),
-        services=replace(base.services, redis_port=services.free_port()),
-        serving=replace(
-            base.serving,
-            rest_port=services.free_port(),
-            metrics_port=services.free_port(),
-            feature_server_port=services.free_port(),
-            feature_cache_ttl_s=0.0,
-            static_feature_cache_ttl_s=0.0,
-        ),
+        serving=replace(own.serving, feature_cache_ttl_s=0.0, static_feature_cache_ttl_s=0.0),
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from ctloop.adapters import services
@@ -16,16 +14,8 @@ pytestmark = pytest.mark.slow
 
 def test_redis_down_is_503_then_recovers(registered, tmp_path):
     """Own stack and Redis: Redis stopped → 503 with the feature server's error; Redis back and reloaded → 200."""
-    port = services.free_port()
-    settings = registered.settings.replace(
-        services=replace(registered.settings.services, redis_port=port),
-        serving=replace(
-            registered.settings.serving,
-            rest_port=services.free_port(),
-            metrics_port=services.free_port(),
-            feature_server_port=services.free_port(),
-        ),
-    )
+    settings = services.own_ports(registered.settings)
+    port = settings.services.redis_port
     with stack.serving_stack(settings) as running:
         url = f"{running.rest_url}/api/v1.0/predictions"
         assert call(url, flights_payload([GOOD]))[0] == 200

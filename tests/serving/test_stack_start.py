@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,18 +31,10 @@ class HalfLauncher(stack.Processes):
         raise ServiceError(f"port {ports[0]} (Seldon microservice) is taken: stop what runs there or change [serving]")
 
 
-def test_a_failed_start_stops_the_server_that_started(registered, tmp_path):
+def test_a_failed_start_stops_the_server_that_started(registered):
     """The microservice's error reaches the caller; feast serve and Redis are stopped."""
-    port = services.free_port()
-    settings = registered.settings.replace(
-        services=replace(registered.settings.services, redis_port=port),
-        serving=replace(
-            registered.settings.serving,
-            rest_port=services.free_port(),
-            metrics_port=services.free_port(),
-            feature_server_port=services.free_port(),
-        ),
-    )
+    settings = services.own_ports(registered.settings)
+    port = settings.services.redis_port
     launcher = HalfLauncher()
     with pytest.raises(ServiceError, match="is taken"), stack.serving_stack(settings, launcher=launcher):
         pytest.fail("the stack must not start without its microservice")

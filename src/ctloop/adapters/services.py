@@ -16,8 +16,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from ctloop.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def own_ports(settings: Settings) -> Settings:
+    """``settings`` with unused loopback ports for Redis and the serving stack: a stack beside any other."""
+    return settings.replace(
+        services=replace(settings.services, redis_port=free_port()),
+        serving=replace(
+            settings.serving, rest_port=free_port(), metrics_port=free_port(), feature_server_port=free_port()
+        ),
+    )
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.2) -> bool:
