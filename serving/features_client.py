@@ -9,7 +9,6 @@ feature names the server returns (never by position: it does not keep schema ord
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -166,8 +165,3 @@ class FeatureClient:
                     cache[tuple(keys_per_row[row][k] for k in view_keys)] = (now + ttl_s, values)
             while len(cache) > self._per_view:
                 cache.popitem(last=False)
-
-
-def all_missing(values: Values) -> bool:
-    """True when the online store had nothing for this key (every value NaN)."""
-    return all(math.isnan(v) for v in values)

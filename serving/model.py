@@ -21,7 +21,7 @@ from seldon_core.utils import json_to_seldon_message
 from ctloop.contract.flight_request import Flight, request_features
 from serving import metrics
 from serving.errors import ServingError
-from serving.features_client import FeatureClient, all_missing
+from serving.features_client import FeatureClient
 from serving.http import blueprint
 from serving.model_store import LoadedModel, ModelLoadError, ModelWatcher
 from serving.params import ServingParams
@@ -117,11 +117,9 @@ class FlightDelayModel:
         metrics.feature_cache.labels("miss").inc(self._features.misses - misses)
         for view, spec in model.layout["views"].items():
             columns = [model.index[name] for name in spec["features"]]
-            empty = 0
-            for row, per_view in enumerate(online):
-                values = per_view[view]
-                matrix[row, columns] = values
-                empty += all_missing(values)
+            values = np.array([per_view[view] for per_view in online], dtype=np.float32).reshape(len(batch), -1)
+            matrix[:, columns] = values
+            empty = int(np.isnan(values).all(axis=1).sum())  # the store had nothing for the flight's key
             if empty:
                 metrics.feature_missing.labels(view).inc(empty)
         computed = request_features([f.sched_dep_local for f in batch], [f.distance for f in batch])

