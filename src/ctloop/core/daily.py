@@ -59,10 +59,9 @@ def ingest_days(
     longest = features.LONGEST_WINDOW_D
     since = first - timedelta(days=longest)
     earliest = since - timedelta(days=data.MAX_FLIGHT_SPAN_D)  # the first departure that can land since then
-    raw = data.read_raw_flights(src, cache, (earliest, last + timedelta(days=1)))
+    flights = data.prepared_flights(src, cache, (earliest, last))
+    raw = data.read_raw_flights(src, cache, (first, last + timedelta(days=1)))
     raw_day = data.raw_day_keys(raw)
-    near = raw.loc[data.on_days(raw_day, earliest, last)]
-    flights, _ = data.prepare_flights(near, data.read_zones(src))
     known = flights["outcome_known_at"]
     landed = flights.loc[(known >= local_midnight(since)) & (known < local_midnight(last + timedelta(days=1)))]
     excluded = data.excluded_flights(raw.loc[data.on_days(raw_day, first, last)])

