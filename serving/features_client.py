@@ -23,6 +23,16 @@ Values = tuple[float, ...]
 NAN = float("nan")
 
 
+def _distinct(
+    keys_per_row: Sequence[Mapping[str, str]], rows: Sequence[int], keys: Sequence[str]
+) -> dict[tuple[str, ...], int]:
+    """The distinct values of ``keys`` over ``rows``, each with its index, in first-seen order."""
+    found: dict[tuple[str, ...], int] = {}
+    for row in rows:
+        found.setdefault(tuple(keys_per_row[row][k] for k in keys), len(found))
+    return found
+
+
 def _number(value: Any) -> float:
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return NAN
@@ -124,6 +134,40 @@ class FeatureClient:
             self._fill(keys_per_row, missing, out, now)
         return out
 
+    def _request_rows(
+        self, keys_per_row: Sequence[Mapping[str, str]], missing: dict[str, list[int]]
+    ) -> tuple[dict[str, list[str]], dict[str, dict[tuple[str, ...], int]]]:
+        """The entity rows of one online read, and per view the row that holds each of its keys.
+
+        Feast reads each view by its own join keys (each distinct key once), so row ``i`` can
+        carry the ``i``-th distinct key of every view, padded with the view's first: a read has
+        as many rows as the view with the most distinct keys, not one per flight (Feast's work
+        grows with the rows). Views that share a join key but not all of them cannot be packed
+        so: their rows are the flights' distinct key combinations.
+        """
+        slots = {view: _distinct(keys_per_row, rows, self.views[view][0]) for view, rows in missing.items()}
+        size = max(len(slot) for slot in slots.values())
+        entities: dict[str, list[str]] = {}
+        packed = True
+        for view, slot in slots.items():
+            padded = [*slot, *[next(iter(slot))] * (size - len(slot))]
+            for i, k in enumerate(self.views[view][0]):
+                column = [key[i] for key in padded]
+                packed = packed and entities.setdefault(k, column) == column
+        if packed:
+            return entities, slots
+        join_keys = tuple(sorted({k for view in missing for k in self.views[view][0]}))
+        rows = sorted({row for view_rows in missing.values() for row in view_rows})
+        combos = _distinct(keys_per_row, rows, join_keys)
+        entities = {k: [combo[i] for combo in combos] for i, k in enumerate(join_keys)}
+        for view, view_rows in missing.items():
+            keys = self.views[view][0]
+            slots[view] = {}
+            for row in view_rows:
+                key = tuple(keys_per_row[row][k] for k in keys)
+                slots[view].setdefault(key, combos[tuple(keys_per_row[row][k] for k in join_keys)])
+        return entities, slots
+
     def _fill(
         self,
         keys_per_row: Sequence[Mapping[str, str]],
@@ -131,12 +175,7 @@ class FeatureClient:
         out: list[dict[str, Values]],
         now: float,
     ) -> None:
-        join_keys = sorted({k for view in missing for k in self.views[view][0]})
-        rows = sorted({row for view_rows in missing.values() for row in view_rows})
-        combos: dict[tuple[str, ...], int] = {}
-        for row in rows:
-            combos.setdefault(tuple(keys_per_row[row][k] for k in join_keys), len(combos))
-        entities = {k: [combo[i] for combo in combos] for i, k in enumerate(join_keys)}
+        entities, slots = self._request_rows(keys_per_row, missing)
         refs = [f"{view}:{name}" for view in missing for name in self.views[view][1]]
         answer = self.post({"features": refs, "entities": entities})
         try:
@@ -156,9 +195,9 @@ class FeatureClient:
                 raise FeatureServerUnavailableError(
                     f"feature server {self.url} did not return {view} features {absent}"
                 )
-            cache = self._cache[view]
+            cache, slot = self._cache[view], slots[view]
             for row in view_rows:
-                j = combos[tuple(keys_per_row[row][k] for k in join_keys)]
+                j = slot[tuple(keys_per_row[row][k] for k in view_keys)]
                 values = tuple(_number(columns[n][j]) for n in names)
                 out[row][view] = values
                 if ttl_s > 0:

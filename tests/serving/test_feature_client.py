@@ -33,6 +33,22 @@ def test_values_match_the_online_store_by_name(live, registered, store):
             assert (math.isnan(value) and pd.isna(want)) or value == pytest.approx(want), name
 
 
+def test_a_batch_gets_each_flights_own_values(live, registered):
+    """Flights read together (their keys packed into shared rows) get what each would alone."""
+    flights = [
+        KEYS,
+        {"origin": "EWR", "carrier": "UA", "route": "EWR-ORD", "tailnum": "N14228"},
+        {**KEYS, "route": "JFK-MIA"},
+        {"origin": "LGA", "carrier": "B6", "route": "LGA-BOS", "tailnum": "N0NE"},
+    ]
+    together = client(live, registered, 0.0).fetch(flights)
+    for flight, got in zip(flights, together, strict=True):
+        alone = client(live, registered, 0.0).fetch([flight])[0]
+        assert got.keys() == alone.keys()
+        for view in got:
+            assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(got[view], alone[view], strict=True))
+
+
 def test_cache_answers_repeated_keys_until_the_ttl_passes(live, registered):
     """Within the TTL a key is answered from the cache; after it, from the server; static views last longer."""
     cached = client(live, registered, ttl_s=0.3, static_ttl_s=60.0)
