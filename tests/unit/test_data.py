@@ -428,3 +428,25 @@ def test_raw_day_keys_order_like_the_dates():
     keys = data.raw_day_keys(raw)
     assert keys.tolist() == sorted(keys.tolist())
     assert [data.day_key(d) for d in (date(2012, 12, 31), date(2013, 2, 1))] == [keys[0], keys[-1]]
+
+
+def test_callers_that_miss_the_same_kept_copy_at_once_make_it_once(tmp_path):
+    """While one caller makes a copy, another waits for it and reads it instead of parsing again."""
+    import threading
+
+    source = tmp_path / "tiny.csv"
+    source.write_text("a,b\n1,x\n")
+    cache = tmp_path / "parsed"
+    data.parsed_csv(source, None, cache)  # learn the copy's name
+    (kept,) = cache.glob("tiny-*.parquet")
+    kept.unlink()
+    made_by_other = pd.DataFrame({"a": [7], "b": ["other"]})
+    got: list[pd.DataFrame] = []
+    with data._making(kept):  # another caller is making it
+        waiting = threading.Thread(target=lambda: got.append(data.parsed_csv(source, None, cache)))
+        waiting.start()
+        waiting.join(timeout=0.5)
+        assert waiting.is_alive(), "the second caller did not wait for the first"
+        made_by_other.to_parquet(kept, index=False)
+    waiting.join(timeout=10)
+    pd.testing.assert_frame_equal(got[0], made_by_other)

@@ -11,10 +11,12 @@ outcome at its landing (``outcome_known_at``: scheduled arrival in the destinati
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -165,14 +167,43 @@ def parsed_csv(
     digest = hashlib.sha256(path.read_bytes())
     digest.update(json.dumps([PARSE_FORMAT, dtype], sort_keys=True).encode())
     kept = cache / f"{path.name.split('.')[0]}-{digest.hexdigest()[:32]}.parquet"
-    if kept.is_file():
-        try:
-            return pd.read_parquet(kept, filters=filters)
-        except (OSError, ValueError):  # a damaged copy: parse again and replace it
-            pass
-    frame = pd.read_csv(path, dtype=dtype)
-    _keep(frame, kept)
+    if (frame := _read_kept(kept, filters)) is not None:
+        return frame
+    with _making(kept):
+        if (frame := _read_kept(kept, filters)) is not None:  # kept meanwhile by another caller
+            return frame
+        frame = pd.read_csv(path, dtype=dtype)
+        _keep(frame, kept)
     return frame
+
+
+def _read_kept(kept: Path, filters: list[Any] | None) -> pd.DataFrame | None:
+    """The kept copy's rows that ``filters`` keep; None when there is none (or a damaged one, made again)."""
+    if not kept.is_file():
+        return None
+    try:
+        return pd.read_parquet(kept, filters=filters)
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _making(kept: Path) -> Iterator[None]:
+    """Hold the lock on making ``kept``: processes that miss the same copy at once make it once.
+
+    The others wait and read it. A cache folder that cannot be written: no lock (nor a copy).
+    """
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(kept.with_name(f"{kept.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(lock)  # releases the lock
 
 
 def _keep(frame: pd.DataFrame, kept: Path, **parquet: Any) -> None:
@@ -212,18 +243,19 @@ def prepared_flights(source: Path, cache: Path | None, days: tuple[date, date] |
     digest.update(json.dumps([PREPARED_FORMAT, PARSE_FORMAT, ZONES_NOT_IN_AIRPORTS], sort_keys=True).encode())
     kept = cache / f"prepared-{digest.hexdigest()[:32]}.parquet"
     lo, hi = (day_key(days[0]), day_key(days[1])) if days else (0, 99_999_999)
-    if kept.is_file():
+    asked = [(_DAY, ">=", lo), (_DAY, "<=", hi)]
+    if (frame := _read_kept(kept, asked)) is not None:
+        return frame.drop(columns=_DAY)
+    with _making(kept):
+        if (frame := _read_kept(kept, asked)) is not None:  # kept meanwhile by another caller
+            return frame.drop(columns=_DAY)
+        raw = read_raw_flights(source, cache)
         try:
-            return pd.read_parquet(kept, filters=[(_DAY, ">=", lo), (_DAY, "<=", hi)]).drop(columns=_DAY)
-        except (OSError, ValueError):  # a damaged copy: prepare again and replace it
-            pass
-    raw = read_raw_flights(source, cache)
-    try:
-        flights, _ = prepare_flights(raw, zones)
-    except (DataSourceError, ValueError, TypeError, KeyError):  # what the asked days alone may not have
-        return prepare_flights(read_raw_flights(source, cache, days), zones)[0]
-    day = raw_day_keys(raw)[raw["arr_delay"].notna().to_numpy()]  # the rows prepare_flights keeps
-    _keep(flights.assign(**{_DAY: day}), kept, row_group_size=32_768)
+            flights, _ = prepare_flights(raw, zones)
+        except (DataSourceError, ValueError, TypeError, KeyError):  # what the asked days alone may not have
+            return prepare_flights(read_raw_flights(source, cache, days), zones)[0]
+        day = raw_day_keys(raw)[raw["arr_delay"].notna().to_numpy()]  # the rows prepare_flights keeps
+        _keep(flights.assign(**{_DAY: day}), kept, row_group_size=32_768)
     return flights.loc[(day >= lo) & (day <= hi)].reset_index(drop=True)
 
 
