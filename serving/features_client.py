@@ -197,10 +197,10 @@ class FeatureClient:
                 )
             cache, slot = self._cache[view], slots[view]
             for row in view_rows:
-                j = slot[tuple(keys_per_row[row][k] for k in view_keys)]
-                values = tuple(_number(columns[n][j]) for n in names)
+                key = tuple(keys_per_row[row][k] for k in view_keys)
+                values = tuple(_number(columns[n][slot[key]]) for n in names)
                 out[row][view] = values
                 if ttl_s > 0:
-                    cache[tuple(keys_per_row[row][k] for k in view_keys)] = (now + ttl_s, values)
+                    cache[key] = (now + ttl_s, values)
             while len(cache) > self._per_view:
                 cache.popitem(last=False)

