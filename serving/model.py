@@ -140,12 +140,17 @@ class FlightDelayModel:
         )
 
     def health_status_raw(self) -> dict[str, Any]:
-        """Readiness: a model is loaded and the feature server answers a real online read."""
+        """Readiness: a model is loaded and the feature server answers a real online read.
+
+        A ready answer is reused for ``readiness_cache_s``; a not-ready one is checked again at the
+        next call, so a worker that probed before the feature server was up does not keep saying
+        so after the stack (or its other worker) is ready.
+        """
         model = self.watcher.loaded
         if model is None:
             raise ServingError(503, "NOT_READY", "no model loaded yet")
         now = time.monotonic()
-        if now - self._ready_checked > self.params.readiness_cache_s:
+        if self._ready_error is not None or now - self._ready_checked > self.params.readiness_cache_s:
             self._ready_checked = now
             try:
                 assert self._features is not None  # nosec B101 # type narrowing: set by load() with the model
