@@ -22,7 +22,12 @@ def test_a_real_snapshot_is_valid(tables):
     """A real ingest passes every table's schema and the row counts are returned."""
     flights, weather, planes = tables
     counts = schema.validate_snapshot(flights, weather, planes, WINDOW)
-    assert counts == {"flights": len(flights), "weather": len(weather), "planes": len(planes)}
+    window_rows = len(data.training_rows(flights, WINDOW))
+    tables = {"flights": len(flights), "weather": len(weather), "planes": len(planes)}
+    assert counts == {**tables, "window_rows": window_rows}
+    one_day = data.Window.parse("2013-01-02", "2013-01-02")
+    counted = schema.validate_snapshot(flights, weather, planes, one_day)["window_rows"]
+    assert 0 < counted == len(data.training_rows(flights, one_day)) < window_rows
     assert counts["flights"] > 2000 and counts["weather"] > 100 and counts["planes"] > 3000
 
 

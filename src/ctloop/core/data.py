@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ctloop.core import features
-from ctloop.core.clock import local_midnight
+from ctloop.core.clock import departs_from, departs_within, local_midnight
 
 DELAY_THRESHOLD_MIN = 15
 """A flight is late when it arrives this many minutes or more after schedule."""
@@ -448,7 +448,7 @@ def ingest(
     first = window.start - timedelta(days=history_days)
     earliest = first - timedelta(days=MAX_FLIGHT_SPAN_D)  # the first departure that can land since then
     flights = prepared_flights(src, cache, (earliest, window.end))
-    in_window = flights["sched_dep_local"].str.slice(0, 10) >= window.start.isoformat()
+    in_window = departs_from(flights["sched_dep_local"], window.start)
     history = ~in_window & (flights["outcome_known_at"] >= local_midnight(first))
     snapshot = flights.loc[in_window | history].reset_index(drop=True)
     excluded = excluded_on(src, cache, (window.start, window.end))
@@ -500,8 +500,7 @@ def training_rows(flights: pd.DataFrame, window: Window, known_by: pd.Timestamp 
     ``known_by`` (UTC): keep only flights whose outcome was known by then — a retrain at a
     simulated "now" must not learn from a flight that had not arrived yet.
     """
-    day = flights["sched_dep_local"].str.slice(0, 10)
-    mask = (day >= window.start.isoformat()) & (day <= window.end.isoformat())
+    mask = departs_within(flights["sched_dep_local"], window.start, window.end)
     if known_by is not None:
         mask &= flights["outcome_known_at"] <= known_by
     return flights.loc[mask].reset_index(drop=True)

@@ -103,7 +103,9 @@ def time_of_day(sched_dep_local: pd.Series) -> pd.Series:
     import numpy as np
     import pandas as pd
 
-    hour = sched_dep_local.str.slice(11, 13).astype("int64").to_numpy()
+    from ctloop.core.clock import local_hours
+
+    hour = local_hours(sched_dep_local)
     starts = np.array([start for _, start in DAY_PARTS])
     names = np.array([name for name, _ in DAY_PARTS])
     return pd.Series(names[np.searchsorted(starts, hour, side="right") - 1], index=sched_dep_local.index)

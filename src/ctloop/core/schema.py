@@ -16,7 +16,8 @@ import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
 from ctloop.contract.flight_request import CARRIERS, ORIGINS
-from ctloop.core.data import MAX_FLIGHT_SPAN_D, Window, training_rows
+from ctloop.core.clock import departs_within
+from ctloop.core.data import MAX_FLIGHT_SPAN_D, Window
 
 MAX_SAMPLES = 5
 
@@ -150,14 +151,21 @@ def validate_table(schema: pa.DataFrameSchema, df: pd.DataFrame) -> None:
 def validate_snapshot(
     flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame, window: Window | None = None
 ) -> dict[str, int]:
-    """Validate the three tables of a snapshot (and that ``window`` has flights); return row counts."""
+    """Validate the three tables of a snapshot (and that ``window`` has flights); return row counts.
+
+    With a ``window``, ``window_rows`` counts its departures (the training rows, before any
+    ``known_by`` cut: :func:`ctloop.core.data.training_rows`).
+    """
     validate_table(FLIGHTS, flights)
-    if window is not None and training_rows(flights, window).empty:
-        rule = f"rows in window {window.start}..{window.end}"
-        raise DataValidationError("flights", [Failure("sched_dep_local", rule, 0, ())])
+    counts = {"flights": len(flights), "weather": len(weather), "planes": len(planes)}
+    if window is not None:
+        counts["window_rows"] = int(departs_within(flights["sched_dep_local"], window.start, window.end).sum())
+        if not counts["window_rows"]:
+            rule = f"rows in window {window.start}..{window.end}"
+            raise DataValidationError("flights", [Failure("sched_dep_local", rule, 0, ())])
     validate_table(WEATHER, weather)
     validate_table(PLANES, planes)
-    return {"flights": len(flights), "weather": len(weather), "planes": len(planes)}
+    return counts
 
 
 def _failures(cases: pd.DataFrame, table: str) -> list[Failure]:

@@ -21,6 +21,7 @@ import pandas as pd
 from ctloop.config import MonitorSettings, TrainParams
 from ctloop.contract import buckets
 from ctloop.contract.layout import METADATA_FILE, ONNX_FILE
+from ctloop.core import clock
 from ctloop.core.drift_normal import normal_psi
 from ctloop.core.evaluate import LABEL
 from ctloop.core.features import as_float_matrix
@@ -110,9 +111,8 @@ def eval_start(end: date, eval_days: int) -> date:
 
 def split(ts: TrainingSet, end: date, eval_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Time split: fit on days before the evaluation window, evaluate on it."""
-    cut = eval_start(end, eval_days).isoformat()
-    day = ts.frame["sched_dep_local"].str.slice(0, 10)
-    fit, held = ts.frame.loc[day < cut], ts.frame.loc[day >= cut]
+    held_out = clock.departs_from(ts.frame["sched_dep_local"], eval_start(end, eval_days))
+    fit, held = ts.frame.loc[~held_out], ts.frame.loc[held_out]
     for name, part in (("fit", fit), ("evaluation", held)):
         if part.empty:
             raise TrainingError(f"the {name} split is empty (window too short for eval_days={eval_days})")
@@ -141,10 +141,13 @@ def fit_model(frame: pd.DataFrame, feature_names: list[str], params: TrainParams
     return model
 
 
+_HOUR_TEXT = np.array([f"{hour:02d}" for hour in range(24)], dtype=object)
+
+
 def baseline_features(frame: pd.DataFrame) -> pd.DataFrame:
     """Baseline inputs: scheduled hour (as a category) and carrier."""
-    hour = frame["sched_dep_local"].str.slice(11, 13)
-    return pd.DataFrame({"hour": hour.astype(str), "carrier": frame["carrier"].astype(str)})
+    hour = _HOUR_TEXT[clock.local_hours(frame["sched_dep_local"])]  # "05": as the text reads
+    return pd.DataFrame({"hour": hour, "carrier": frame["carrier"].astype(str)}, index=frame.index)
 
 
 def fit_baseline(frame: pd.DataFrame, seed: int) -> Pipeline:

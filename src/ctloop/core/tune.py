@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ctloop.config import TrainParams, TuneSettings
+from ctloop.core import clock
 from ctloop.core.evaluate import LABEL, score
 from ctloop.core.train import TrainingSet, eval_start, fit_model, predict, split
 
@@ -97,8 +98,8 @@ def search(ts: TrainingSet, end: date, params: TrainParams, settings: TuneSettin
     fit, _ = split(ts, end, params.eval_days)  # the evaluation window is left out here
     evaluation = eval_start(end, params.eval_days)
     first_validation = evaluation - timedelta(days=settings.validation_days)
-    day = fit["sched_dep_local"].str.slice(0, 10)
-    early, late = fit.loc[day < first_validation.isoformat()], fit.loc[day >= first_validation.isoformat()]
+    validating = clock.departs_from(fit["sched_dep_local"], first_validation)
+    early, late = fit.loc[~validating], fit.loc[validating]
     for name, part in (("search fit", early), ("validation", late)):
         if part.empty or part[LABEL].nunique() < 2:
             return Tuning(params, skipped=f"the {name} days hold {len(part)} flight(s) of one class or none")
