@@ -1,9 +1,10 @@
 """Online features from the Feast feature server (``feast serve``), over one persistent HTTP pool.
 
 The model's metadata says which feature views of its feature service live in the online store
-and by which join keys (``featurestore.service_layout``). One ``POST /get-online-features`` per
-request fetches every view that the bounded TTL cache cannot answer; values are mapped by the
-feature names the server returns (never by position: it does not keep schema order).
+and by which join keys (``featurestore.service_layout``). The views that the bounded TTL cache
+cannot answer are fetched with ``POST /get-online-features``: in one read, or in a few reads
+sent side by side when that costs the server less (:meth:`FeatureClient.reads`); values are
+mapped by the feature names the server returns (never by position: it does not keep schema order).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +23,26 @@ from serving.errors import FeatureServerUnavailableError
 
 Values = tuple[float, ...]
 NAN = float("nan")
+
+READ_COST = 240.0
+"""What one more read costs ``feast serve``, in feature values returned (see :meth:`FeatureClient.reads`).
+
+Measured with Feast 0.67 on two cores: about 1.7 ms per read, 30 us per entity row and 7 us per
+value returned (every value comes back with its own event timestamp as text)."""
+ROW_COST = 4.0
+"""What one more entity row of a read costs, in feature values returned."""
+
+
+def _partitions(items: Sequence[str]) -> Iterator[list[list[str]]]:
+    """Every way to split ``items`` into non-empty groups (a few views: 15 ways for four)."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for partition in _partitions(rest):
+        yield [[first], *partition]
+        for i in range(len(partition)):
+            yield [*partition[:i], [first, *partition[i]], *partition[i + 1 :]]
 
 
 def _distinct(
@@ -50,11 +72,14 @@ class FeatureClient:
         ttl_s: float,
         max_entries: int,
         static_ttl_s: float = 0.0,
+        read_cost: float = READ_COST,
     ) -> None:
         """``views``: ``{view: {"join_keys": [...], "features": [...], "ttl_s": ...}}`` from the model's layout.
 
         Values of a view are reused for ``ttl_s``, or ``static_ttl_s`` when the view has no TTL in
         Feast (``ttl_s`` 0: static attributes); 0 turns caching off for that kind of view.
+        ``read_cost``: what one more read costs the server (:data:`READ_COST`); with 0 only the
+        rows and values count, a very large value reads every view at once.
         """
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
@@ -70,6 +95,8 @@ class FeatureClient:
         self.views = {name: (tuple(v["join_keys"]), tuple(v["features"])) for name, v in views.items()}
         self._cache: dict[str, OrderedDict[tuple[str, ...], tuple[float, Values]]] = {v: OrderedDict() for v in views}
         self._pool: urllib3.HTTPConnectionPool | None = None
+        self._beside: ThreadPoolExecutor | None = None
+        self._read_cost = read_cost
         self.hits = 0
         self.misses = 0
 
@@ -80,6 +107,21 @@ class FeatureClient:
                 self._host, self._port, maxsize=2, block=False, timeout=self._timeout, retries=False
             )
         return self._pool
+
+    def _thread(self) -> ThreadPoolExecutor:
+        # one thread beside the caller's: two reads at once at most, as the pool keeps two connections
+        if self._beside is None:
+            self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-read")
+        return self._beside
+
+    def close(self) -> None:
+        """Let go of the connections and the reading thread (a client replaced by another)."""
+        if self._beside is not None:
+            self._beside.shutdown(wait=False)
+            self._beside = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """One call to ``/get-online-features``; any failure is :class:`FeatureServerUnavailableError`."""
@@ -168,13 +210,40 @@ class FeatureClient:
                 slots[view].setdefault(key, combos[tuple(keys_per_row[row][k] for k in join_keys)])
         return entities, slots
 
-    def _fill(
-        self,
-        keys_per_row: Sequence[Mapping[str, str]],
-        missing: dict[str, list[int]],
-        out: list[dict[str, Values]],
-        now: float,
-    ) -> None:
+    def reads(self, keys_per_row: Sequence[Mapping[str, str]], missing: dict[str, list[int]]) -> list[list[str]]:
+        """How the missing views are grouped into reads: the grouping the server answers at least cost.
+
+        A read's rows are as many as its views' most distinct keys (:meth:`_request_rows`), and
+        ``feast serve`` returns every feature of every view for every row, each value with its
+        event timestamp. An hour of flights has dozens of routes but three origins: read
+        together, the weather's values come back once per route. Each grouping is priced at
+        ``read_cost`` per read plus, per read, its rows times (:data:`ROW_COST` + its features);
+        the cheapest wins, and of equal ones the one with the fewest reads. A read whose views
+        share part of their join keys is priced at one row per flight.
+        """
+        views = list(missing)
+        if len(views) < 2 or len(views) > 5:
+            return [views]
+        distinct = {view: len(_distinct(keys_per_row, rows, self.views[view][0])) for view, rows in missing.items()}
+
+        def rows(group: list[str]) -> int:
+            keys = [set(self.views[view][0]) for view in group]
+            whole = all(a == b or not a & b for a in keys for b in keys)
+            return max(distinct[view] for view in group) if whole else len(keys_per_row)
+
+        def cost(partition: list[list[str]]) -> tuple[float, int]:
+            total = 0.0
+            for group in partition:
+                values = sum(len(self.views[view][1]) for view in group)
+                total += self._read_cost + rows(group) * (ROW_COST + values)
+            return total, len(partition)
+
+        return min(_partitions(views), key=cost)
+
+    def _read(
+        self, keys_per_row: Sequence[Mapping[str, str]], missing: dict[str, list[int]]
+    ) -> tuple[dict[str, list[Any]], dict[str, dict[tuple[str, ...], int]]]:
+        """One read of the ``missing`` views: each returned feature's values, and where each view's keys are."""
         entities, slots = self._request_rows(keys_per_row, missing)
         refs = [f"{view}:{name}" for view in missing for name in self.views[view][1]]
         answer = self.post({"features": refs, "entities": entities})
@@ -187,6 +256,23 @@ class FeatureClient:
             raise FeatureServerUnavailableError(
                 f"feature server {self.url} sent an unexpected response shape"
             ) from None
+        return columns, slots
+
+    def _fill(
+        self,
+        keys_per_row: Sequence[Mapping[str, str]],
+        missing: dict[str, list[int]],
+        out: list[dict[str, Values]],
+        now: float,
+    ) -> None:
+        groups = [{view: missing[view] for view in group} for group in self.reads(keys_per_row, missing)]
+        # the other reads go out beside the first (a worker of the server each, when both are free)
+        beside = [self._thread().submit(self._read, keys_per_row, group) for group in groups[1:]]
+        columns, slots = self._read(keys_per_row, groups[0])
+        for pending in beside:
+            more_columns, more_slots = pending.result()
+            columns.update(more_columns)
+            slots.update(more_slots)
         for view, view_rows in missing.items():
             ttl_s = self._ttl[view]
             view_keys, names = self.views[view]

@@ -59,6 +59,8 @@ class FlightDelayModel:
                 raise ModelLoadError(f"on-demand view {view} has features serving cannot compute: {spec['features']}")
         views = model.layout["views"]
         if self._features is None or self._features.layout != views:  # a new layout: new client and cache
+            if self._features is not None:
+                self._features.close()
             p = self.params
             self._features = FeatureClient(
                 p.feature_server_url,

@@ -9,16 +9,22 @@ import pandas as pd
 import pytest
 
 from serving.errors import FeatureServerUnavailableError
-from serving.features_client import FeatureClient
+from serving.features_client import READ_COST, FeatureClient
 from tests.online_store import online_features
 
 pytestmark = pytest.mark.slow
 KEYS = {"origin": "JFK", "carrier": "B6", "route": "JFK-BOS", "tailnum": "N503JB"}
+BATCH = [
+    KEYS,
+    {"origin": "EWR", "carrier": "UA", "route": "EWR-ORD", "tailnum": "N14228"},
+    {**KEYS, "route": "JFK-MIA"},
+    {"origin": "LGA", "carrier": "B6", "route": "LGA-BOS", "tailnum": "N0NE"},
+]
 
 
-def client(live, registered, ttl_s: float, static_ttl_s: float = 0.0) -> FeatureClient:
+def client(live, registered, ttl_s: float, static_ttl_s: float = 0.0, read_cost: float = READ_COST) -> FeatureClient:
     layout = registered.bundles["1"].metadata["feature_layout"]
-    return FeatureClient(live.feature_server_url, layout["views"], 2.0, ttl_s, 100, static_ttl_s)
+    return FeatureClient(live.feature_server_url, layout["views"], 2.0, ttl_s, 100, static_ttl_s, read_cost)
 
 
 def test_values_match_the_online_store_by_name(live, registered, store):
@@ -33,15 +39,18 @@ def test_values_match_the_online_store_by_name(live, registered, store):
             assert (math.isnan(value) and pd.isna(want)) or value == pytest.approx(want), name
 
 
-def test_a_batch_gets_each_flights_own_values(live, registered):
-    """Flights read together (their keys packed into shared rows) get what each would alone."""
-    flights = [
-        KEYS,
-        {"origin": "EWR", "carrier": "UA", "route": "EWR-ORD", "tailnum": "N14228"},
-        {**KEYS, "route": "JFK-MIA"},
-        {"origin": "LGA", "carrier": "B6", "route": "LGA-BOS", "tailnum": "N0NE"},
-    ]
-    together = client(live, registered, 0.0).fetch(flights)
+@pytest.mark.parametrize(
+    ("read_cost", "reads"), [(1e12, 1), (READ_COST, 1), (0.0, 2)], ids=["one", "cheapest", "apart"]
+)
+def test_a_batch_gets_each_flights_own_values(live, registered, read_cost, reads):
+    """Flights read together get what each would alone.
+
+    Their keys are packed into shared rows, and the views read at once or side by side.
+    """
+    flights = BATCH
+    batch = client(live, registered, 0.0, read_cost=read_cost)
+    assert len(batch.reads(flights, {view: [0, 1, 2, 3] for view in batch.views})) == reads
+    together = batch.fetch(flights)
     for flight, got in zip(flights, together, strict=True):
         alone = client(live, registered, 0.0).fetch([flight])[0]
         assert got.keys() == alone.keys()
@@ -77,3 +86,23 @@ def test_nothing_listening_is_feature_server_unavailable(registered):
     with pytest.raises(FeatureServerUnavailableError, match="unreachable") as caught:
         dead.fetch([KEYS])
     assert caught.value.status == 503
+
+
+def test_a_closed_client_lets_its_reading_thread_go_and_reads_again_on_demand(live, registered):
+    """A client replaced at a model swap leaves no thread behind; used again, it reconnects."""
+    import threading
+
+    def readers() -> int:
+        return sum(t.name.startswith("feature-read") for t in threading.enumerate())
+
+    flights = BATCH
+    batch = client(live, registered, 0.0, read_cost=0.0)  # two reads (see the test above)
+    before = readers()
+    first = batch.fetch(flights)
+    assert readers() == before + 1  # the second read went out beside the first
+    batch.close()
+    deadline = time.monotonic() + 5.0
+    while readers() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert readers() == before
+    assert batch.fetch(flights) == first
