@@ -106,6 +106,20 @@ def test_the_registered_run_carries_each_slices_metrics(evaluated, registered_ru
     assert registered_run.data.metrics["eval_slice.time_of_day.evening.auc"] == pytest.approx(evening)
 
 
+def test_the_registered_models_metrics_are_linked_to_it_and_logged_once(evaluated, registered_run):
+    """The ONNX model the version registers carries the evaluation's metrics; the run holds each once."""
+    settings, _, _ = evaluated
+    registry = Registry(settings)
+    client = MlflowClient(registry.uri)
+    found = next(v for v in client.search_model_versions(f"run_id = '{registered_run.info.run_id}'"))
+    model_id = found.source.removeprefix("models:/")  # the version's source: the ONNX model logged by the run
+    assert client.get_logged_model(model_id).name == "model"
+    linked = {m.key: m.value for m in client.get_logged_model(model_id).metrics or []}
+    assert linked == registered_run.data.metrics
+    assert linked["eval_auc"] > 0.5 and "eval_slice.carrier.UA.rows" in linked
+    assert [m.value for m in client.get_metric_history(registered_run.info.run_id, "eval_auc")] == [linked["eval_auc"]]
+
+
 def test_the_registered_run_carries_each_features_normal_drift(evaluated, registered_run):
     """The normal week-to-week PSI the monitor judges above is in the version's lineage (metrics and params)."""
     _, folder, _ = evaluated

@@ -243,10 +243,13 @@ class Registry:
             yield str(active.info.run_id)
 
     @_guarded
-    def log_evaluation(self, params: dict[str, Any], metrics: dict[str, float], artifacts: dict[str, str]) -> None:
-        """Params, metrics and text artifacts on the active run."""
+    def log_evaluation(
+        self, params: dict[str, Any], metrics: dict[str, float], artifacts: dict[str, str], model_id: str | None = None
+    ) -> None:
+        """Params, metrics and text artifacts on the active run; ``model_id``: the logged model the metrics are of."""
         self._mlflow.log_params(params)
-        self._mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})  # NaN is not loggable
+        finite = {k: v for k, v in metrics.items() if not math.isnan(v)}  # NaN is not loggable
+        self._mlflow.log_metrics(finite, model_id=model_id)
         for name, text in artifacts.items():
             self._mlflow.log_text(text, name)
 
@@ -297,7 +300,6 @@ class Registry:
         requirements = pinned_requirements()
         with self.run(run_name, tags) as run_id:
             log.info("run %s started", run_id)
-            self.log_evaluation(params, metrics, artifacts)
             self._mlflow.log_dict(bundle.metadata, "metadata.json")
             self._mlflow.sklearn.log_model(
                 bundle.model,
@@ -314,6 +316,10 @@ class Registry:
             )
             self._mlflow.log_artifact(str(model_dir / ONNX_FILE), "serving")
             self._mlflow.log_artifact(str(model_dir / METADATA_FILE), "serving")
+            # after the models: the metrics are of the ONNX export (what evaluate scored and serving
+            # runs), linked to it as they are logged; logged before, MLflow would copy every one of
+            # them to each model as it logs it, a query per metric
+            self.log_evaluation(params, metrics, artifacts, model_id=info.model_id)
         log.info("run %s logged; registering its model", run_id)
         self._ensure_model()
         # model_id: a tracking server refuses a ``models:/m-...`` source without it (a SQLite store did not ask)
