@@ -219,7 +219,8 @@ class FeatureClient:
         together, the weather's values come back once per route. Each grouping is priced at
         ``read_cost`` per read plus, per read, its rows times (:data:`ROW_COST` + its features);
         the cheapest wins, and of equal ones the one with the fewest reads. A read whose views
-        share part of their join keys is priced at one row per flight.
+        share part of their join keys is priced at one row per flight. More than five views are
+        read at once (the groupings to price grow too fast).
         """
         views = list(missing)
         if len(views) < 2 or len(views) > 5:
@@ -266,6 +267,7 @@ class FeatureClient:
         now: float,
     ) -> None:
         groups = [{view: missing[view] for view in group} for group in self.reads(keys_per_row, missing)]
+        self._http()  # made here, not by the first of two reads at once
         # the other reads go out beside the first (a worker of the server each, when both are free)
         beside = [self._thread().submit(self._read, keys_per_row, group) for group in groups[1:]]
         columns, slots = self._read(keys_per_row, groups[0])
