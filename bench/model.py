@@ -36,7 +36,7 @@ from ctloop.config import Settings
 from ctloop.core import data, tune
 from ctloop.core import evaluate as ev
 from ctloop.core import train as core
-from ctloop.core.clock import local_midnight
+from ctloop.core.clock import departs_within, local_midnight
 from ctloop.core.features import as_float_matrix
 
 YEAR_START, YEAR_END = date(2013, 1, 1), date(2013, 12, 31)
@@ -62,15 +62,9 @@ def year_training_set(settings: Settings, work: Path) -> core.TrainingSet:
     return core.TrainingSet(frame, ts.feature_names, ts.layout)
 
 
-def _days(ts: core.TrainingSet) -> pd.Series:
-    days: pd.Series = ts.frame["sched_dep_local"].str.slice(0, 10)
-    return days
-
-
 def _fit(ts: core.TrainingSet, start: date, end: date, settings: Settings, known_by: pd.Timestamp | None) -> Any:
     """A candidate as a retrain fits it: tuned, then fitted on the window's fit days (the last ``eval_days`` out)."""
-    day = _days(ts)
-    mask = (day >= start.isoformat()) & (day <= end.isoformat())
+    mask = departs_within(ts.frame["sched_dep_local"], start, end)
     if known_by is not None:
         mask &= ts.frame["outcome_known_at"] <= known_by
     window = core.TrainingSet(ts.frame.loc[mask].reset_index(drop=True), ts.feature_names, ts.layout)
@@ -101,7 +95,6 @@ def naive_weekly(ts: core.TrainingSet, settings: Settings) -> dict[str, Any]:
     replay = settings.replay
     first, last = date.fromisoformat(replay.start), date.fromisoformat(replay.end)
     static = _fit(ts, date.fromisoformat(replay.first_start), date.fromisoformat(replay.first_end), settings, None)
-    day = _days(ts)
     scored: list[pd.DataFrame] = []
     retrains = 0
     monday = first
@@ -111,7 +104,7 @@ def naive_weekly(ts: core.TrainingSet, settings: Settings) -> dict[str, Any]:
         model = _fit(ts, start, end, settings, local_midnight(monday))
         retrains += 1
         week_end = min(last, monday + timedelta(days=6))
-        week = ts.frame.loc[(day >= monday.isoformat()) & (day <= week_end.isoformat())]
+        week = ts.frame.loc[departs_within(ts.frame["sched_dep_local"], monday, week_end)]
         scored.append(
             pd.DataFrame(
                 {
@@ -139,9 +132,8 @@ def naive_weekly(ts: core.TrainingSet, settings: Settings) -> dict[str, Any]:
 def month(ts: core.TrainingSet, end: date, settings: Settings) -> dict[str, Any]:
     """Candidate and baseline on the month ending ``end``, trained on the retrain window before it."""
     start = max(YEAR_START, end - timedelta(days=settings.monitor.train_window_days - 1))
-    day = ts.frame["sched_dep_local"].str.slice(0, 10)
     window = core.TrainingSet(
-        ts.frame.loc[(day >= start.isoformat()) & (day <= end.isoformat())].reset_index(drop=True),
+        ts.frame.loc[departs_within(ts.frame["sched_dep_local"], start, end)].reset_index(drop=True),
         ts.feature_names,
         ts.layout,
     )
