@@ -176,8 +176,17 @@ class FeatureClient:
             self._fill(keys_per_row, missing, out, now)
         return out
 
-    def _request_rows(
+    def _distinct_keys(
         self, keys_per_row: Sequence[Mapping[str, str]], missing: dict[str, list[int]]
+    ) -> dict[str, dict[tuple[str, ...], int]]:
+        """Per missing view, its distinct keys over its rows, each with its index (first seen first)."""
+        return {view: _distinct(keys_per_row, rows, self.views[view][0]) for view, rows in missing.items()}
+
+    def _request_rows(
+        self,
+        keys_per_row: Sequence[Mapping[str, str]],
+        missing: dict[str, list[int]],
+        distinct: Mapping[str, dict[tuple[str, ...], int]] | None = None,
     ) -> tuple[dict[str, list[str]], dict[str, dict[tuple[str, ...], int]]]:
         """The entity rows of one online read, and per view the row that holds each of its keys.
 
@@ -185,9 +194,11 @@ class FeatureClient:
         carry the ``i``-th distinct key of every view, padded with the view's first: a read has
         as many rows as the view with the most distinct keys, not one per flight (Feast's work
         grows with the rows). Views that share a join key but not all of them cannot be packed
-        so: their rows are the flights' distinct key combinations.
+        so: their rows are the flights' distinct key combinations. ``distinct``: each view's
+        distinct keys (:meth:`_distinct_keys`), if already known.
         """
-        slots = {view: _distinct(keys_per_row, rows, self.views[view][0]) for view, rows in missing.items()}
+        known = distinct if distinct is not None else self._distinct_keys(keys_per_row, missing)
+        slots = {view: known[view] for view in missing}
         size = max(len(slot) for slot in slots.values())
         entities: dict[str, list[str]] = {}
         packed = True
@@ -210,7 +221,12 @@ class FeatureClient:
                 slots[view].setdefault(key, combos[tuple(keys_per_row[row][k] for k in join_keys)])
         return entities, slots
 
-    def reads(self, keys_per_row: Sequence[Mapping[str, str]], missing: dict[str, list[int]]) -> list[list[str]]:
+    def reads(
+        self,
+        keys_per_row: Sequence[Mapping[str, str]],
+        missing: dict[str, list[int]],
+        distinct: Mapping[str, dict[tuple[str, ...], int]] | None = None,
+    ) -> list[list[str]]:
         """How the missing views are grouped into reads: the grouping the server answers at least cost.
 
         A read's rows are as many as its views' most distinct keys (:meth:`_request_rows`), and
@@ -220,17 +236,18 @@ class FeatureClient:
         ``read_cost`` per read plus, per read, its rows times (:data:`ROW_COST` + its features);
         the cheapest wins, and of equal ones the one with the fewest reads. A read whose views
         share part of their join keys is priced at one row per flight. More than five views are
-        read at once (the groupings to price grow too fast).
+        read at once (the groupings to price grow too fast). ``distinct``: each view's distinct
+        keys (:meth:`_distinct_keys`), if already known.
         """
         views = list(missing)
         if len(views) < 2 or len(views) > 5:
             return [views]
-        distinct = {view: len(_distinct(keys_per_row, rows, self.views[view][0])) for view, rows in missing.items()}
+        known = distinct if distinct is not None else self._distinct_keys(keys_per_row, missing)
 
         def rows(group: list[str]) -> int:
             keys = [set(self.views[view][0]) for view in group]
             whole = all(a == b or not a & b for a in keys for b in keys)
-            return max(distinct[view] for view in group) if whole else len(keys_per_row)
+            return max(len(known[view]) for view in group) if whole else len(keys_per_row)
 
         def cost(partition: list[list[str]]) -> tuple[float, int]:
             total = 0.0
@@ -242,10 +259,13 @@ class FeatureClient:
         return min(_partitions(views), key=cost)
 
     def _read(
-        self, keys_per_row: Sequence[Mapping[str, str]], missing: dict[str, list[int]]
+        self,
+        keys_per_row: Sequence[Mapping[str, str]],
+        missing: dict[str, list[int]],
+        distinct: Mapping[str, dict[tuple[str, ...], int]],
     ) -> tuple[dict[str, list[Any]], dict[str, dict[tuple[str, ...], int]]]:
         """One read of the ``missing`` views: each returned feature's values, and where each view's keys are."""
-        entities, slots = self._request_rows(keys_per_row, missing)
+        entities, slots = self._request_rows(keys_per_row, missing, distinct)
         refs = [f"{view}:{name}" for view in missing for name in self.views[view][1]]
         answer = self.post({"features": refs, "entities": entities})
         try:
@@ -266,11 +286,12 @@ class FeatureClient:
         out: list[dict[str, Values]],
         now: float,
     ) -> None:
-        groups = [{view: missing[view] for view in group} for group in self.reads(keys_per_row, missing)]
+        distinct = self._distinct_keys(keys_per_row, missing)  # what the grouping and the reads both need
+        groups = [{view: missing[view] for view in group} for group in self.reads(keys_per_row, missing, distinct)]
         self._http()  # made here, not by the first of two reads at once
         # the other reads go out beside the first (a worker of the server each, when both are free)
-        beside = [self._thread().submit(self._read, keys_per_row, group) for group in groups[1:]]
-        columns, slots = self._read(keys_per_row, groups[0])
+        beside = [self._thread().submit(self._read, keys_per_row, group, distinct) for group in groups[1:]]
+        columns, slots = self._read(keys_per_row, groups[0], distinct)
         for pending in beside:
             more_columns, more_slots = pending.result()
             columns.update(more_columns)
