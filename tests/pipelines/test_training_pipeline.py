@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import zipfile
 from dataclasses import replace
 from datetime import date, timedelta
@@ -117,7 +118,7 @@ def test_a_window_without_its_partitions_is_refused_naming_them(weak, features_i
     assert "ctloop features run" in failed.value.detail
 
 
-def test_first_run_registers_a_champion_with_lineage(first_run, weak):
+def test_first_run_registers_a_champion_with_lineage(first_run, weak, tmp_path):
     """Every task ran, the model is registered as challenger and champion with its lineage tags."""
     assert first_run.tasks == list(local.TASKS)
     assert first_run.output("gate") == "blessed"
@@ -131,12 +132,20 @@ def test_first_run_registers_a_champion_with_lineage(first_run, weak):
     assert version.tags["pipeline_run"] == first_run.job_name
     assert version.tags["window"] == f"{START}..{END}"
     assert snapshot["cancelled"] > 0  # cancelled flights were excluded and counted
-    folder = registry.download_serving(version.version)
+    folder = registry.download_serving(version.version, tmp_path)
     assert (folder / "model.onnx").stat().st_size > 0
     assert (folder / "metadata.json").exists()
     run = MlflowClient(registry.uri).get_run(version.run_id)
     assert run.data.metrics["eval_auc"] > 0.55
     assert "eval_brier" in run.data.metrics and "baseline_auc" in run.data.metrics
+
+
+def test_comparing_with_the_champion_leaves_no_download_behind(first_run, weak, tmp_path, monkeypatch):
+    from ctloop.app.pipeline_steps import champion_scores
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the champion's files are downloaded
+    assert champion_scores(weak, pd.DataFrame(), ["not_a_feature"]) is None  # other features: not compared
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_better_model_is_promoted_and_old_champion_keeps_its_version(first_run, base_settings, weak):

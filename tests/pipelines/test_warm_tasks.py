@@ -125,6 +125,15 @@ def test_only_this_user_can_reach_the_zygote_and_it_ends_when_closed():
     assert not started.accepts([*command, "--executor_input", "{}"], dict(os.environ))
 
 
+def test_the_zygote_removes_its_folder_when_its_caller_goes_without_closing_it():
+    started = warm_tasks.Zygote([], dict(os.environ))
+    folder = Path(started.address).parent
+    assert started.process.stdin is not None
+    started.process.stdin.close()  # what the system does when the caller is killed
+    assert started.process.wait(timeout=10) == 0
+    assert not folder.exists()
+
+
 def test_a_task_starts_as_kfp_starts_it_when_the_zygote_has_ended(tmp_path, monkeypatch):
     started = warm_tasks.Zygote([], dict(os.environ))
     monkeypatch.setattr(started, "accepts", lambda *_: True)  # it ended after saying yes

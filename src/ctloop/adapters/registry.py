@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -404,12 +403,11 @@ class Registry:
         return sorted(out, key=lambda v: int(v.version), reverse=True)
 
     @_guarded
-    def download_serving(self, version: str, dest: Path | None = None) -> Path:
-        """Download a version's serving folder (``model.onnx`` + ``metadata.json``)."""
+    def download_serving(self, version: str, dest: Path) -> Path:
+        """Download a version's serving folder (``model.onnx`` + ``metadata.json``) into ``dest``; its path."""
         mv = self.get(version)
-        target = dest or Path(tempfile.mkdtemp(prefix=f"ctloop-v{version}-"))
         path = self._mlflow.artifacts.download_artifacts(
-            run_id=mv.run_id, artifact_path="serving", dst_path=str(target), tracking_uri=self.uri
+            run_id=mv.run_id, artifact_path="serving", dst_path=str(dest), tracking_uri=self.uri
         )
         return Path(path)
 

@@ -297,7 +297,10 @@ def _exit_code(value: object) -> int:
 def main(argv: list[str]) -> None:
     """The zygote: ``python -m ctloop.adapters.warm_tasks FD MODULE...`` (FD: the listening socket)."""
     listener = socket.socket(fileno=int(argv[0]))
-    _serve(listener, argv[1:])
+    try:
+        _serve(listener, argv[1:])
+    finally:  # the caller's close() removes it too, unless the caller was killed
+        shutil.rmtree(Path(listener.getsockname()).parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

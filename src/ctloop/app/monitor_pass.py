@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
@@ -92,8 +93,9 @@ def served_from_registry(settings: Settings) -> ServedModel:
     champion = registry.by_alias(CHAMPION)
     if champion is None:
         raise RegistryError("no champion to monitor")
-    folder = registry.download_serving(champion.version)
-    return ServedModel(champion.version, json.loads((folder / METADATA_FILE).read_text()))
+    with tempfile.TemporaryDirectory(prefix="ctloop-champion-") as tmp:
+        folder = registry.download_serving(champion.version, Path(tmp))
+        return ServedModel(champion.version, json.loads((folder / METADATA_FILE).read_text()))
 
 
 READINGS_FILE = "readings.jsonl"

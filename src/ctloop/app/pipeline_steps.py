@@ -11,6 +11,7 @@ import gc
 import json
 import logging
 import math
+import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -210,12 +211,13 @@ def champion_scores(
     champion = registry.by_alias(CHAMPION)
     if champion is None:
         return None
-    folder = registry.download_serving(champion.version)
-    meta = json.loads((folder / layout.METADATA_FILE).read_text())
-    if list(meta["feature_names"]) != feature_names:
-        log.warning("champion v%s uses other features; not compared", champion.version)
-        return None
-    p = core.onnx_predict(folder / layout.ONNX_FILE, features.as_float_matrix(held, feature_names))
+    with tempfile.TemporaryDirectory(prefix="ctloop-champion-") as tmp:
+        folder = registry.download_serving(champion.version, Path(tmp))
+        meta = json.loads((folder / layout.METADATA_FILE).read_text())
+        if list(meta["feature_names"]) != feature_names:
+            log.warning("champion v%s uses other features; not compared", champion.version)
+            return None
+        p = core.onnx_predict(folder / layout.ONNX_FILE, features.as_float_matrix(held, feature_names))
     return champion.version, ev.evaluate(held, p)
 
 

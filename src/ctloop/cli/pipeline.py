@@ -114,15 +114,16 @@ def pipeline_upload(
     name = pipeline_name(pipeline)
     settings = load_settings(config)
     sha = pipeline_version or git_sha(settings.root)
-    package = Path(tempfile.mkdtemp(prefix="ctloop-upload-")) / "pipeline.yaml"
-    # compile in a fresh process: the image is read once by src/ctloop/components/image.py at import
-    cli = Path(sys.executable).parent / "ctloop"
-    args = [str(cli), "pipeline", "compile", "--output", str(package), "--image-tag", sha]
-    args += ["--config", str(find_config(config))]
-    compiled = subprocess.run(args, check=False, capture_output=True, text=True)
-    if compiled.returncode:
-        raise UserError(f"compiling the pipeline failed: {compiled.stderr.strip()[-300:]}")
-    done = Kfp(host).upload(package, name, sha, description=f"ctloop {sha[:12]}")
+    with tempfile.TemporaryDirectory(prefix="ctloop-upload-") as folder:
+        package = Path(folder) / "pipeline.yaml"
+        # compile in a fresh process: the image is read once by src/ctloop/components/image.py at import
+        cli = Path(sys.executable).parent / "ctloop"
+        args = [str(cli), "pipeline", "compile", "--output", str(package), "--image-tag", sha]
+        args += ["--config", str(find_config(config))]
+        compiled = subprocess.run(args, check=False, capture_output=True, text=True)
+        if compiled.returncode:
+            raise UserError(f"compiling the pipeline failed: {compiled.stderr.strip()[-300:]}")
+        done = Kfp(host).upload(package, name, sha, description=f"ctloop {sha[:12]}")
     state = "uploaded" if done.created else "already uploaded (nothing to do)"
     console.print(f"{name} version {sha}: {state} (pipeline {done.pipeline_id}, version {done.version_id})")
 
