@@ -148,17 +148,27 @@ class ReplaySettings:
     features_every_days: int = 7
     """The feature pipeline appends the days that ended, every this many days at local midnight
     (0: only the days a retrain or the final scoring needs, when they need them)."""
+    feedback_every_hours: int = 24
+    """Outcomes known by then go back to serving every this many hours of the local day, and
+    always at local midnight, before the monitor reads them (24: a nightly batch of labels; 1:
+    each hour). It must divide 24. The monitor reads at midnight, so it sees the same counts
+    whatever the value."""
     data_dir: str = "data/replay"
     report_dir: str = "reports/replay"
 
     def __post_init__(self) -> None:
-        """Refuse a sample share outside (0, 1] and a monitor that never runs."""
+        """Refuse a sample share outside (0, 1], a monitor that never runs and a feedback period not dividing a day."""
         if not 0 < self.quick_sample <= 1:
             raise ConfigError(f"[replay] quick_sample must be in (0, 1], got {self.quick_sample}")
         if self.monitor_every_days < 1:
             raise ConfigError(f"[replay] monitor_every_days must be >= 1, got {self.monitor_every_days}")
         if self.features_every_days < 0:
             raise ConfigError(f"[replay] features_every_days must be >= 0, got {self.features_every_days}")
+        if self.feedback_every_hours < 1 or 24 % self.feedback_every_hours:
+            raise ConfigError(
+                "[replay] feedback_every_hours must divide 24 (1, 2, 3, 4, 6, 8, 12 or 24), "
+                f"got {self.feedback_every_hours}"
+            )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from ctloop.adapters import services
 from ctloop.app.replay import RESULTS_FILE, SUMMARY_FILE, local_midnight
 from ctloop.config import Settings
 from ctloop.core import data
+from ctloop.core.clock import LOCAL_TZ
 
 pytestmark = pytest.mark.slow
 
@@ -101,6 +102,11 @@ def test_no_outcome_reached_serving_before_the_flight_arrived(replayed):
     assert (sent["fed_back_at"] >= sent["outcome_known_at"]).all()
     ends = local_midnight(pd.Timestamp(replayed.summary["period"].split("..")[1]).date() + pd.Timedelta(days=1))
     assert r.loc[r["outcome_known_at"] < ends - pd.Timedelta(hours=1), "fed_back_at"].notna().all()
+    # sent at the first feedback hour after it was known (a local midnight with the default of 24), or at the end
+    every = Settings.load(replayed.config).replay.feedback_every_hours
+    at = sent["fed_back_at"].dt.tz_convert(LOCAL_TZ)
+    assert ((at.dt.hour % every == 0) & (at.dt.minute == 0) | (sent["fed_back_at"] == ends)).all()
+    assert (sent["fed_back_at"] - sent["outcome_known_at"] <= pd.Timedelta(hours=every + 1)).all()  # +1: a 25-hour day
     assert r["probability"].between(0, 1).all()
 
 

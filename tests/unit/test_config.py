@@ -35,6 +35,8 @@ def test_settings_round_trip_through_json():
         ('[deploy]\ntarget = "k8s"\n', "[deploy] target must be 'local' or 'seldon', got 'k8s'"),
         ('[pipeline]\nlocal_runner = "pods"\n', "[pipeline] local_runner must be 'subprocess' or 'container'"),
         ("[deploy]\ncanary_percent = 150\n", "[deploy] canary_percent must be in 0..100, got 150"),
+        ("[replay]\nfeedback_every_hours = 5\n", "[replay] feedback_every_hours must divide 24"),
+        ("[replay]\nfeedback_every_hours = 0\n", "[replay] feedback_every_hours must divide 24"),
     ],
 )
 def test_bad_settings_name_the_problem(tmp_path, text, message):

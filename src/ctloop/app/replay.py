@@ -9,8 +9,9 @@
    - the online store gets the feature rows whose event time passed (``OnlineFeed``): weather
      observed up to ``now``, delay rates of the day once the day began (Feast's Redis store
      keeps the newest event per key, so the replay starts from a Redis of its own, empty);
-   - feedback: each served flight whose outcome is known by ``now`` (``outcome_known_at``) goes
-     back to ``/api/v1.0/feedback`` with the response that scored it;
+   - feedback, every ``[replay] feedback_every_hours`` of the local day (24: at local midnight):
+     each served flight whose outcome became known (``outcome_known_at``) by ``now`` and was not
+     sent yet goes back to ``/api/v1.0/feedback`` with the response that scored it;
    - at local midnight, every ``[replay] features_every_days``: a run of the feature pipeline
      starts, to append the days that ended since its last run (each partition holds rows known
      by ``now``) and materialize them. It runs in a process of its own while the clock goes on,
@@ -197,6 +198,16 @@ def replay_flights(all_flights: pd.DataFrame, plan: Plan) -> Flights:
     )
 
 
+def feedback_steps(begins: pd.Timestamp, hours: int, every_hours: int) -> np.ndarray:
+    """Which of the ``hours`` from ``begins`` send the outcomes known by then: local hours ``every_hours`` divides.
+
+    Local midnight (hour 0) is always one, so the monitor's pass at midnight reads every outcome
+    known by then, whatever ``every_hours``.
+    """
+    local = pd.date_range(begins, periods=hours, freq=STEP).tz_convert(LOCAL_TZ)
+    return np.asarray(local.hour % every_hours == 0)
+
+
 # ---------------------------------------------------------------------------------------------- clients
 
 
@@ -358,8 +369,11 @@ class Loop:
         due: dict[int, list[int]] = defaultdict(list)
         days = (self.plan.end - self.plan.start).days + 1
         midnights = {local_midnight(self.plan.start + timedelta(days=d)) for d in range(days)}
+        feedback = feedback_steps(begins, hours, self.settings.replay.feedback_every_hours)
         try:
-            self._steps(hours, departures, due, midnights, progress)
+            unsent = self._steps(hours, departures, due, midnights, feedback, progress)
+            with self.timings.stage("feedback"):  # the outcomes known since the last feedback hour
+                self._feedback(unsent, self.plan.ends)
         finally:
             self.sender.close()
         time.sleep(2.5 * self.settings.serving.metrics_flush_s)
@@ -399,13 +413,19 @@ class Loop:
         departures: np.ndarray,
         due: dict[int, list[int]],
         midnights: set[pd.Timestamp],
+        feedback: np.ndarray,
         progress: Callable[[pd.Timestamp, Loop], None] | None,
-    ) -> None:
+    ) -> list[int]:
+        """Run the hours; the flights whose outcome is known but not sent yet at the end."""
         begins = self.plan.begins
+        known: list[int] = []  # outcomes known, not sent yet
         for step in range(hours):
             now = begins + step * STEP
-            with self.timings.stage("feedback"):
-                self._feedback(due.pop(step, []), now)
+            known += due.pop(step, [])
+            if feedback[step]:
+                with self.timings.stage("feedback"):
+                    self._feedback(known, now)
+                known = []
             if now in midnights:
                 day = (now.tz_convert(LOCAL_TZ).date() - self.plan.start).days
                 with self.timings.stage("feedback"):
@@ -434,6 +454,7 @@ class Loop:
                         due[max(target, step + 1)].append(i)
             if progress is not None:
                 progress(now, self)
+        return known
 
     def _predict(self, step: int, first: int, last: int) -> None:
         max_batch = self.settings.serving.max_batch
