@@ -1,9 +1,9 @@
 """``make bench BENCH_ARGS="--only replay"``: the full continuous-training replay, timed by stage.
 
 The whole of ``ctloop replay`` (first champion, serving stack, Apr–Dec hour by hour with
-feedback, daily monitor passes, the feature pipeline every ``[replay] features_every_days`` in
-the background and before each retrain, every retrain through kfp.local, the static champion's
-scores, the report)
+the day's outcomes fed back and a monitor pass at each midnight, the feature pipeline every
+``[replay] features_every_days`` in the background and before each retrain, every retrain
+through kfp.local, the static champion's scores, the report)
 against the goal of 240 s; each monitoring pass that started no retrain
 against 1 s; the loop's AUC and Brier per quarter against the static champion's; the gate's
 decisions.

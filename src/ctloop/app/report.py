@@ -506,7 +506,8 @@ table{{border-collapse:collapse;margin:1em 0;font-size:.9em}}td,th{{border:1px s
 text-align:left;vertical-align:top}}th{{background:#f3f3f3}}img{{max-width:100%}}</style></head><body>
 <h1>ctloop continuous-training replay, {html.escape(figures["period"])}</h1>
 <p>Every flight went through the Seldon REST endpoint on a simulated clock; outcomes came back as
-feedback once each flight had arrived; the monitor ran each simulated midnight and retrained,
+feedback once each flight had arrived (a batch at each local midnight, or as often as
+<code>[replay] feedback_every_hours</code> says); the monitor ran each simulated midnight and retrained,
 gated and promoted on its own. The static champion is the first model, never retrained, scored
 on the same flights.</p>
 <h2>Summary</h2>{_table([overview])}

@@ -129,7 +129,7 @@ def replay(
     quick: Annotated[bool, typer.Option(help="A few weeks with a sample of the flights ([replay] quick_*).")] = False,
     config: ConfigOption = Path(DEFAULT_CONFIG),
 ) -> None:
-    """Train a first champion, serve it, replay the year hour by hour with feedback; the monitor retrains alone."""
+    """Train a first champion, serve it, replay the year hour by hour, feedback nightly; the monitor retrains alone."""
     run_replay(load_settings(config), quick)
 
 
