@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +25,20 @@ from ctloop.core.schema import DataValidationError
 from tests.conftest import END, START
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def stays_a_test_process() -> Iterator[None]:
+    """A component tunes its process as a task's (``task_process``); the test process takes that back.
+
+    Else the test session ran on with a task's collector and printed, at its exit, its own peak
+    memory on the line the local runner reads as a task's.
+    """
+    threshold = gc.get_threshold()
+    yield
+    gc.set_threshold(*threshold)
+    atexit.unregister(gc.freeze)
+    atexit.unregister(pipeline_steps.report_peak_memory)
 
 
 def _artifact(kind, tmp_path, name):
