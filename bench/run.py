@@ -381,17 +381,28 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="ctloop-bench-"))
-    if args.only in (None, "replay"):
+    try:
+        scenarios(args.only, tmp)
+    finally:
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def scenarios(only: str | None, tmp: Path) -> None:
+    """Run ``only`` (every scenario when None) with its data under ``tmp``."""
+    if only in (None, "replay"):
         replay_report(tmp / "replay")
-        if args.only == "replay":
+        if only == "replay":
             return
-    if args.only in (None, "model"):
+    if only in (None, "model"):
         model_report(tmp / "model")
-        if args.only == "model":
+        if only == "model":
             return
-    if args.only in (None, "containers"):
+    if only in (None, "containers"):
         containers_report(tmp / "containers")
-        if args.only == "containers":
+        if only == "containers":
             return
     # each pipeline task tunes its collector so (pipeline_steps.task_process); the direct baseline does
     # the same. After the replay scenario, which runs as `ctloop replay` does.
@@ -404,11 +415,11 @@ def main() -> None:
         features_s = {"year": features_direct(direct_settings, BACKFILL)}
         features_s["day"] = features_direct(direct_settings, ONE_DAY)
         steps, document = direct(direct_settings)
-        if args.only != "serving":
+        if only != "serving":
             runs = pipeline(_settings(tmp / "pipeline", port))
             pipeline_report(steps, document, runs["training"])
             features_report(runs, features_s)
-        if args.only != "pipeline":
+        if only != "pipeline":
             from bench import serving
 
             work = direct_settings.data_dir / "direct"
@@ -416,10 +427,6 @@ def main() -> None:
             serving_report(results, direct_settings)
     finally:
         redis.stop()
-    if not args.keep:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
