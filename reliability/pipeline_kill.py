@@ -10,9 +10,11 @@ must complete and register exactly one version.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,8 @@ class Killed:
     seconds: float
     survivors: list[int]
     log: str
+    left_behind: list[str]
+    """What the killed session left in its temporary folder (removed since, by the killer)."""
 
 
 def session_members(sid: int) -> list[int]:
@@ -56,10 +60,18 @@ def kill_during(
     log.parent.mkdir(parents=True, exist_ok=True)
     root = Path(__file__).resolve().parents[1]
     args = [sys.executable, "-m", "reliability.pipeline_kill", start, end]
+    # a temporary folder of the session's own: what the killed processes cannot remove, the killer does
+    temp = Path(tempfile.mkdtemp(prefix="ctloop-killed-"))
     began = time.monotonic()
     with log.open("wb") as sink:
         child = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sink, cwd=root, start_new_session=True
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            cwd=root,
+            env={**os.environ, "TMPDIR": str(temp)},
+            start_new_session=True,
         )
     if child.stdin is None or child.stdout is None:  # both are PIPE above
         raise RuntimeError("no pipe to the pipeline run")
@@ -84,7 +96,10 @@ def kill_during(
         child.stdout.close()
     lived = time.monotonic() - began
     time.sleep(0.5)  # let the kernel reap what the kill reached
-    return Killed(tasks, lived, session_members(child.pid), str(log))
+    survivors = session_members(child.pid)
+    left_behind = sorted(entry.name for entry in temp.iterdir())
+    shutil.rmtree(temp, ignore_errors=True)
+    return Killed(tasks, lived, survivors, str(log), left_behind)
 
 
 def main() -> None:

@@ -23,7 +23,14 @@ def exits_with(code: int) -> str:
 def run_task(settings, tag, code: int) -> str:
     """Run ``exits_with(code)`` as a one-task pipeline in the platform image; return its output."""
     with container_runner(settings, tag) as (runner, _, image):
-        local.init(runner=runner, pipeline_root=str(settings.data_dir / "kfp"), raise_on_error=True)
+        workspace = settings.data_dir / "kfp-workspace"  # else kfp.local makes one in the system's temporary folder
+        workspace.mkdir(parents=True, exist_ok=True)
+        local.init(
+            runner=runner,
+            pipeline_root=str(settings.data_dir / "kfp"),
+            workspace_root=str(workspace),
+            raise_on_error=True,
+        )
 
         @dsl.pipeline(name="exit-code")
         def one_task(code: int) -> str:

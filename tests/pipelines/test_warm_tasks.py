@@ -54,6 +54,16 @@ def fail(how: str) -> str:
     return "unreachable"
 
 
+def init_local(folder: Path, raise_on_error: bool) -> None:
+    """kfp.local's subprocess runner; its outputs and its workspace in ``folder``, not in a folder of its own."""
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(folder),
+        workspace_root=str(folder),
+        raise_on_error=raise_on_error,
+    )
+
+
 @pytest.fixture(scope="module")
 def zygote() -> Iterator[warm_tasks.Zygote]:
     """One zygote for the module, with a marker module preloaded."""
@@ -65,7 +75,7 @@ def zygote() -> Iterator[warm_tasks.Zygote]:
 @pytest.fixture
 def warm(zygote: warm_tasks.Zygote, tmp_path) -> Iterator[warm_tasks.Zygote]:
     """kfp.local's subprocess runner with tasks forked from the zygote."""
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=False)
+    init_local(tmp_path, raise_on_error=False)
     with warm_tasks.patched_subprocess_runner(zygote):
         yield zygote
 
@@ -138,7 +148,7 @@ def test_a_task_starts_as_kfp_starts_it_when_the_zygote_has_ended(tmp_path, monk
     started = warm_tasks.Zygote([], dict(os.environ))
     monkeypatch.setattr(started, "accepts", lambda *_: True)  # it ended after saying yes
     started.close()
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=True)
+    init_local(tmp_path, raise_on_error=True)
     with warm_tasks.patched_subprocess_runner(started):
         seen = json.loads(describe(name="after the zygote").output)
     assert seen["name"] == "after the zygote" and seen["ppid"] != started.process.pid
@@ -158,7 +168,7 @@ def test_the_pipelines_preload_list_is_all_loaded_in_the_zygote(tmp_path):
 
     from ctloop.pipelines.local import PRELOAD
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=False)
+    init_local(tmp_path, raise_on_error=False)
     started = warm_tasks.Zygote(PRELOAD, dict(os.environ))
     try:
         with warm_tasks.patched_subprocess_runner(started):

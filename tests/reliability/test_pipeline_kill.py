@@ -31,6 +31,9 @@ def test_a_run_killed_during_train_leaves_nothing_and_a_rerun_registers_one_vers
     killed = pipeline_kill.kill_during(settings, START, END, task="train", after_s=0.2)
     assert killed.tasks[-1] == "train" and "register" not in killed.tasks
     assert killed.survivors == []  # no orphaned task process goes on working (or registering) after the kill
+    # what the killed processes could not remove (the warm-task zygote's socket folder among it) was in the
+    # session's own temporary folder, removed since
+    assert any(name.startswith("ctloop-warm-") for name in killed.left_behind), killed.left_behind
     registry = Registry(settings)
     assert registry.versions() == []  # the killed run registered nothing
     (job,) = (settings.data_dir / "kfp").iterdir()
