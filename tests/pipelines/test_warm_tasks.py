@@ -144,6 +144,18 @@ def test_the_zygote_removes_its_folder_when_its_caller_goes_without_closing_it()
     assert not folder.exists()
 
 
+def test_a_task_that_cannot_start_fails_and_the_zygote_goes_on(zygote, monkeypatch, capsys):
+    """A task whose folder is gone fails with its own exit status; it does not take over the zygote's loop."""
+    command = [*describe.component_spec.implementation.container.command, "--executor_input", "{}"]
+    folder = Path(zygote.address).parent
+    with monkeypatch.context() as patched:
+        patched.setattr(warm_tasks.Path, "cwd", staticmethod(lambda: Path("/nonexistent-ctloop-folder")))
+        assert zygote.run(command, dict(os.environ)) == 1
+    assert "ended without an exit status" not in capsys.readouterr().out
+    assert folder.is_dir() and zygote.process.poll() is None
+    assert zygote.accepts(command, dict(os.environ))
+
+
 def test_a_task_starts_as_kfp_starts_it_when_the_zygote_has_ended(tmp_path, monkeypatch):
     started = warm_tasks.Zygote([], dict(os.environ))
     monkeypatch.setattr(started, "accepts", lambda *_: True)  # it ended after saying yes

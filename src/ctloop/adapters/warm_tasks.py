@@ -230,13 +230,16 @@ def _fork_task(listener: socket.socket, conn: socket.socket) -> None:
         with warnings.catch_warnings():  # on the idle native threads, see _serve
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
-        if pid == 0:  # the task
-            listener.close()
-            sys.stdin.close()
-            code = _run_task(fds[0], request)
-            with contextlib.suppress(OSError):
-                conn.sendall(json.dumps({"code": code}).encode())
-            os._exit(code if 0 <= code < 256 else 1)  # a forked child leaves without the zygote's exit handlers
+        if pid == 0:  # the task: whatever happens, it never returns into the zygote's loop
+            code = 1
+            try:
+                listener.close()
+                sys.stdin.close()
+                code = _run_task(fds[0], request)
+            finally:
+                with contextlib.suppress(OSError):
+                    conn.sendall(json.dumps({"code": code}).encode())
+                os._exit(code if 0 <= code < 256 else 1)  # a forked child leaves without the zygote's exit handlers
         os.close(fds[0])
 
 
